@@ -1,2 +1,68 @@
-def main():  # replaced below
-    pass
+"""The `odconnect` command: thin wrappers over create_app and the services."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from .config import load_config
+
+
+def ensure_api_key(cfg: dict) -> str | None:
+    """With no key configured, create one in <root>/api_key (0600) so the service is never open."""
+    if cfg["security"]["api_keys"]:
+        return None
+    key_file = Path(cfg["storage"]["root"]) / "api_key"
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32) + "\n")
+    cfg["security"]["api_keys"] = [key_file.read_text().strip()]
+    return str(key_file)
+
+
+def cmd_serve(args) -> int:
+    cfg = load_config(args.config)
+    if args.host:
+        cfg["server"]["host"] = args.host
+    if args.port:
+        cfg["server"]["port"] = args.port
+    key_file = ensure_api_key(cfg)
+    from .app import create_app
+
+    app = create_app(cfg)
+    host, port = cfg["server"]["host"], cfg["server"]["port"]
+    print(f"odconnect: store {cfg['storage']['root']}, API at http://{host}:{port}/api/v1, "
+          f"Swagger UI at http://{host}:{port}/api/v1/ui", flush=True)
+    if key_file:
+        print(f"odconnect: API key (header X-API-Key) is in {key_file}", flush=True)
+    try:
+        app.run(host=host, port=port, log_level="info")
+    finally:
+        app.odconnect.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="odconnect", description=__doc__)
+    parser.add_argument("--config", help="YAML config file (defaults: connector/config.py)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

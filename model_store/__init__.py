@@ -1,0 +1,5 @@
+"""Versioned store for odconnect: SQLAlchemy tables, content-addressed blobs, atomic writes."""
+from .blobs import BlobStore, atomic_write, sha256_hex
+from .db import Store
+
+__all__ = ["BlobStore", "Store", "atomic_write", "sha256_hex"]

@@ -1,0 +1,75 @@
+"""Checking and decoding user images, once, with every guard in one place.
+
+A file is accepted only if Pillow fully decodes it, its format is allowed,
+its size is within limits and its dimensions are read from the header before
+any pixel is decoded (the decompression-bomb guard).
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps
+
+from .errors import Invalid, TooLarge, Unsupported
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    data: bytes
+    format: str
+    width: int
+    height: int
+
+
+def _open_header(data: bytes, name: str) -> Image.Image:
+    with warnings.catch_warnings():
+        # Pillow warns (and later errors) on huge images; our own limit decides first.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as exc:
+            raise TooLarge(f"{name}: the image is too large to decode safely ({exc})") from exc
+        except Exception as exc:  # Pillow raises several types for non-images
+            raise Unsupported(f"{name}: not a recognised image (jpeg, png, bmp, gif, webp)") from exc
+
+
+def check_image(data: bytes, limits: dict, name: str = "image") -> CheckedImage:
+    """Validate raw bytes as an image; raise an OdError naming what is wrong."""
+    if not data:
+        raise Invalid(f"{name}: the file is empty (0 bytes)")
+    if len(data) > limits["max_image_bytes"]:
+        raise TooLarge(f"{name}: {len(data)} bytes is over the limit of {limits['max_image_bytes']} bytes")
+    img = _open_header(data, name)
+    fmt = (img.format or "").upper()
+    if fmt not in limits["formats"]:
+        raise Unsupported(f"{name}: format {fmt or 'unknown'} is not accepted; use one of {', '.join(limits['formats'])}")
+    width, height = img.size
+    lo, hi = limits["min_side"], limits["max_side"]
+    if width > hi or height > hi:
+        raise TooLarge(f"{name}: {width}x{height} px is over the limit of {hi} px per side")
+    if width < lo or height < lo:
+        raise Invalid(f"{name}: {width}x{height} px is under the minimum of {lo} px per side")
+    try:
+        img.seek(0)  # GIF/WebP: the first frame is the image
+        img.load()
+    except Exception as exc:
+        raise Invalid(f"{name}: the image data is corrupt or truncated ({exc})") from exc
+    w, h = oriented_size(img)
+    return CheckedImage(data=data, format=fmt, width=w, height=h)
+
+
+def oriented_size(img: Image.Image) -> tuple[int, int]:
+    """Size after EXIF rotation, which is how users see and box the picture."""
+    orientation = img.getexif().get(0x0112, 1)
+    w, h = img.size
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def load_rgb(data: bytes) -> Image.Image:
+    """Decode a stored (already checked) image to RGB, EXIF-rotated, first frame."""
+    img = Image.open(io.BytesIO(data))
+    img.seek(0)
+    img = ImageOps.exif_transpose(img)
+    return img.convert("RGB")

@@ -1,0 +1,1 @@
+"""The lifecycle rules, free of HTTP: each module owns one resource."""

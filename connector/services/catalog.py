@@ -1,0 +1,160 @@
+"""Models, their labels and their datasets."""
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from model_store import Store
+from model_store.schema import Dataset, Image, Label, Model, utcnow
+
+from ..errors import Conflict, Invalid, NotFound
+from ..views import dataset_view, label_view, model_view
+
+NAME_RE = re.compile(r"^[^\x00-\x1f/\\]{1,128}$")
+DATASET_KINDS = ("training", "evaluation")
+
+
+def check_name(value: str, what: str) -> str:
+    value = (value or "").strip()
+    if not NAME_RE.match(value):
+        raise Invalid(f"{what} must be 1-128 characters without control characters or slashes")
+    return value
+
+
+def get_model(session: Session, model_ref: int | str, include_archived: bool = False) -> Model:
+    """A model by id, or by name (flows call models by name)."""
+    if isinstance(model_ref, int) or str(model_ref).isdigit():
+        model = session.get(Model, int(model_ref))
+    else:
+        model = session.scalar(select(Model).where(Model.name == model_ref, Model.archived_at.is_(None)))
+    if model is None or (model.archived_at is not None and not include_archived):
+        raise NotFound(f"model {model_ref} does not exist")
+    return model
+
+
+def get_dataset(session: Session, model: Model, dataset_id: int) -> Dataset:
+    ds = session.get(Dataset, dataset_id)
+    if ds is None or ds.model_id != model.id:
+        raise NotFound(f"dataset {dataset_id} does not exist in model {model.id}")
+    return ds
+
+
+def _name_taken(session: Session, name: str, except_id: int | None = None) -> bool:
+    q = select(Model.id).where(Model.name == name, Model.archived_at.is_(None))
+    if except_id is not None:
+        q = q.where(Model.id != except_id)
+    return session.scalar(q) is not None
+
+
+def _add_labels(session: Session, model: Model, names: list[str]) -> list[Label]:
+    existing = {t.name for t in model.labels}
+    added = []
+    for raw in names:
+        name = check_name(raw, "label name")
+        if name in existing:
+            raise Conflict(f"label {name!r} already exists in model {model.name!r}")
+        existing.add(name)
+        label = Label(name=name)
+        model.labels.append(label)
+        added.append(label)
+    session.flush()
+    return added
+
+
+def create_model(store: Store, name: str, labels: list[str], description: str = "") -> dict:
+    name = check_name(name, "model name")
+    with store.transaction() as s:
+        if _name_taken(s, name):
+            raise Conflict(f"a model named {name!r} already exists")
+        model = Model(name=name, description=description or "")
+        s.add(model)
+        s.flush()
+        _add_labels(s, model, labels)
+        # Every model starts with one training dataset, as a Custom Vision project has one image pool.
+        s.add(Dataset(model_id=model.id, name="training", kind="training"))
+        s.flush()
+        return model_view(model)
+
+
+def list_models(store: Store, include_archived: bool = False) -> list[dict]:
+    with store.transaction() as s:
+        q = select(Model).order_by(Model.id)
+        if not include_archived:
+            q = q.where(Model.archived_at.is_(None))
+        return [model_view(m) for m in s.scalars(q)]
+
+
+def model_details(store: Store, model_ref) -> dict:
+    with store.transaction() as s:
+        return model_view(get_model(s, model_ref, include_archived=True))
+
+
+def update_model(store: Store, model_ref, name: str | None = None, description: str | None = None) -> dict:
+    with store.transaction() as s:
+        model = get_model(s, model_ref)
+        if name is not None:
+            name = check_name(name, "model name")
+            if _name_taken(s, name, except_id=model.id):
+                raise Conflict(f"a model named {name!r} already exists")
+            model.name = name
+        if description is not None:
+            model.description = description
+        s.flush()
+        return model_view(model)
+
+
+def archive_model(store: Store, model_ref) -> dict:
+    """Deleting a model archives it: rows, images and versions stay on disk."""
+    with store.transaction() as s:
+        model = get_model(s, model_ref)
+        model.archived_at = utcnow()
+        s.flush()
+        return model_view(model)
+
+
+def list_labels(store: Store, model_ref) -> list[dict]:
+    with store.transaction() as s:
+        return [label_view(t) for t in get_model(s, model_ref).labels]
+
+
+def add_labels(store: Store, model_ref, names: list[str]) -> list[dict]:
+    with store.transaction() as s:
+        model = get_model(s, model_ref)
+        return [label_view(t) for t in _add_labels(s, model, names)]
+
+
+def create_dataset(store: Store, model_ref, name: str, kind: str) -> dict:
+    name = check_name(name, "dataset name")
+    if kind not in DATASET_KINDS:
+        raise Invalid(f"dataset kind must be one of {DATASET_KINDS}")
+    with store.transaction() as s:
+        model = get_model(s, model_ref)
+        if any(d.name == name for d in model.datasets):
+            raise Conflict(f"dataset {name!r} already exists in model {model.name!r}")
+        ds = Dataset(model_id=model.id, name=name, kind=kind)
+        s.add(ds)
+        s.flush()
+        return dataset_view(ds, 0)
+
+
+def _image_counts(session: Session, dataset_ids: list[int]) -> dict[int, int]:
+    rows = session.execute(
+        select(Image.dataset_id, func.count(Image.id))
+        .where(Image.dataset_id.in_(dataset_ids), Image.deleted_at.is_(None))
+        .group_by(Image.dataset_id))
+    return dict(rows.all())
+
+
+def list_datasets(store: Store, model_ref) -> list[dict]:
+    with store.transaction() as s:
+        model = get_model(s, model_ref)
+        counts = _image_counts(s, [d.id for d in model.datasets])
+        return [dataset_view(d, counts.get(d.id, 0)) for d in model.datasets]
+
+
+def dataset_details(store: Store, model_ref, dataset_id: int) -> dict:
+    with store.transaction() as s:
+        ds = get_dataset(s, get_model(s, model_ref), dataset_id)
+        return dataset_view(ds, _image_counts(s, [ds.id]).get(ds.id, 0))

@@ -1,0 +1,99 @@
+"""The data check a maker reads before training, and training reads before it starts.
+
+Rules follow Custom Vision / AI Builder: fewer than 15 images for a label blocks
+training; fewer than 50 is advice (the score may be optimistic); one label
+with more than twice the images of another is advice (imbalance).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import select
+
+from model_store import Store
+from model_store.schema import Dataset, Image, Region
+
+from ..errors import Invalid
+from .catalog import get_dataset, get_model
+
+
+def data_check(store: Store, rules: dict, model_ref, dataset_id: int | None = None) -> dict:
+    with store.transaction() as s:
+        model = get_model(s, model_ref)
+        if dataset_id is not None:
+            datasets = [get_dataset(s, model, dataset_id)]
+        else:
+            datasets = [d for d in model.datasets if d.kind == "training"]
+        ids = [d.id for d in datasets]
+        images = s.scalars(select(Image).where(Image.dataset_id.in_(ids), Image.deleted_at.is_(None))).all()
+        rows = s.execute(
+            select(Region.image_id, Region.label_id, Region.approved)
+            .join(Image, Image.id == Region.image_id)
+            .where(Image.dataset_id.in_(ids), Image.deleted_at.is_(None))).all()
+        return summarize(model.labels, [i.id for i in images], rows, rules,
+                         datasets=[{"id": d.id, "name": d.name, "kind": d.kind} for d in datasets])
+
+
+def summarize(labels, image_ids: list[int], region_rows, rules: dict, datasets: list[dict]) -> dict:
+    """Pure counting: per label images/boxes (approved boxes only), then the warnings."""
+    images_per_label: dict[int, set] = defaultdict(set)
+    boxes_per_label: dict[int, int] = defaultdict(int)
+    boxed_images: set = set()
+    pending = 0
+    for image_id, label_id, approved in region_rows:
+        if not approved:
+            pending += 1
+            continue
+        images_per_label[label_id].add(image_id)
+        boxes_per_label[label_id] += 1
+        boxed_images.add(image_id)
+
+    per_label = [{"labelId": t.id, "name": t.name, "images": len(images_per_label[t.id]),
+                  "boxes": boxes_per_label[t.id]} for t in labels]
+    warnings = []
+    min_images, advised = rules["min_images_per_label"], rules["advised_images_per_label"]
+    if not labels:
+        warnings.append(_warn("NoLabels", "blocking", None, "the model has no labels; add at least one"))
+    for entry in per_label:
+        n, name = entry["images"], entry["name"]
+        if n < min_images:
+            warnings.append(_warn("TooFewImages", "blocking", name,
+                                  f"label {name!r} has {n} images with boxes; at least {min_images} are needed to train"))
+        elif n < advised:
+            warnings.append(_warn("FewImages", "advice", name,
+                                  f"label {name!r} has {n} images; under {advised} the performance score may be optimistic"))
+    counts = [e["images"] for e in per_label if e["images"] > 0]
+    if len(counts) >= 2 and max(counts) > rules["max_imbalance_ratio"] * min(counts):
+        most = max(per_label, key=lambda e: e["images"])
+        least = min((e for e in per_label if e["images"] > 0), key=lambda e: e["images"])
+        warnings.append(_warn("Imbalance", "advice", least["name"],
+                              f"label {most['name']!r} has {most['images']} images but {least['name']!r} only "
+                              f"{least['images']}; over {rules['max_imbalance_ratio']:g}:1 the model favours the larger label"))
+    unboxed = len(set(image_ids) - boxed_images)
+    if unboxed:
+        warnings.append(_warn("ImagesWithoutBoxes", "advice", None,
+                              f"{unboxed} images have no approved boxes and do not train"))
+    if pending:
+        warnings.append(_warn("UnapprovedBoxes", "advice", None,
+                              f"{pending} suggested boxes are waiting for approval and do not train"))
+    return {
+        "datasets": datasets,
+        "images": len(image_ids),
+        "imagesWithBoxes": len(boxed_images),
+        "imagesWithoutBoxes": unboxed,
+        "boxes": sum(boxes_per_label.values()),
+        "unapprovedBoxes": pending,
+        "labels": per_label,
+        "warnings": warnings,
+        "canTrain": not any(w["severity"] == "blocking" for w in warnings),
+    }
+
+
+def _warn(code: str, severity: str, label: str | None, message: str) -> dict:
+    return {"code": code, "severity": severity, "label": label, "message": message}
+
+
+def require_trainable(report: dict) -> None:
+    blocking = [w["message"] for w in report["warnings"] if w["severity"] == "blocking"]
+    if blocking:
+        raise Invalid("the data check blocks training: " + "; ".join(blocking), dataCheck=report)

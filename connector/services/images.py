@@ -1,0 +1,206 @@
+"""Images in a dataset and the boxes drawn on them."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from model_store import Store
+from model_store.schema import Image, Label, Model, Region, utcnow
+
+from ..errors import Invalid, NotFound, OdError
+from ..imaging import CheckedImage, check_image
+from ..views import image_view
+from .catalog import get_dataset, get_model
+
+EPS = 1e-6
+
+
+@dataclass
+class Upload:
+    """One file as the user sent it: bytes, a display name, and optional boxes."""
+    name: str
+    data: bytes
+    regions: list[dict] | None = None
+
+
+@dataclass
+class UploadReport:
+    results: list[dict] = field(default_factory=list)
+
+    def add(self, name: str, status: str, image_id: int | None = None, reason: str | None = None):
+        entry = {"name": name, "status": status}
+        if image_id is not None:
+            entry["imageId"] = image_id
+        if reason:
+            entry["reason"] = reason
+        self.results.append(entry)
+
+    def view(self) -> dict:
+        count = lambda s: sum(1 for r in self.results if r["status"] == s)  # noqa: E731
+        return {"created": count("created"), "duplicates": count("duplicate"),
+                "rejected": count("rejected"), "results": self.results}
+
+
+def display_name(name: str | None) -> str:
+    """User file names are labels for people, never paths: keep the last segment, printable only."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if ch.isprintable())[:255]
+    return base if base not in ("", ".", "..") else "image"
+
+
+def _labels_by_key(model: Model) -> dict:
+    keys: dict = {}
+    for label in model.labels:
+        keys[label.name] = label
+        keys[label.id] = label
+    return keys
+
+
+def validate_regions(model: Model, regions: list[dict]) -> list[tuple[Label, float, float, float, float]]:
+    """Normalized boxes (left, top, width, height in 0..1) with a known label, inside the image."""
+    labels = _labels_by_key(model)
+    out = []
+    for i, r in enumerate(regions):
+        key = r.get("labelId", r.get("labelName", r.get("label")))
+        label = labels.get(key)
+        if label is None:
+            raise Invalid(f"region {i}: unknown label {key!r}; the model's labels are "
+                          f"{sorted(t.name for t in model.labels)}")
+        try:
+            left, top, width, height = (float(r[k]) for k in ("left", "top", "width", "height"))
+        except (KeyError, TypeError, ValueError):
+            raise Invalid(f"region {i}: left, top, width and height must be numbers") from None
+        if not all(math.isfinite(v) for v in (left, top, width, height)):
+            raise Invalid(f"region {i}: coordinates must be finite numbers")
+        if width <= 0 or height <= 0:
+            raise Invalid(f"region {i}: width and height must be positive (got {width}, {height})")
+        if left < -EPS or top < -EPS or left + width > 1 + EPS or top + height > 1 + EPS:
+            raise Invalid(f"region {i}: the box ({left}, {top}, {width}, {height}) is not inside the image; "
+                          "coordinates are fractions of the image size (0..1)")
+        out.append((label, max(left, 0.0), max(top, 0.0), min(width, 1 - max(left, 0.0)),
+                    min(height, 1 - max(top, 0.0))))
+    return out
+
+
+def _replace_regions(image: Image, boxes, source: str, approved: bool = True) -> None:
+    image.regions.clear()
+    for label, left, top, width, height in boxes:
+        image.regions.append(Region(label_id=label.id, label=label, left=left, top=top, width=width,
+                                    height=height, approved=approved, source=source))
+
+
+def add_images(store: Store, limits: dict, model_ref, dataset_id: int, uploads: list[Upload]) -> dict:
+    """Check each file on its own: bad ones are reported, good ones are kept.
+
+    Blobs are written first (content-addressed, so an orphan is harmless), then
+    all rows in one transaction.
+    """
+    if not uploads:
+        raise Invalid("no image was sent")
+    if len(uploads) > limits["max_files_per_upload"]:
+        raise Invalid(f"{len(uploads)} files is over the limit of {limits['max_files_per_upload']} per request")
+    report = UploadReport()
+    with store.transaction() as s:
+        model = get_model(s, model_ref)
+        ds = get_dataset(s, model, dataset_id)
+        for up in uploads:
+            name = display_name(up.name)
+            try:
+                checked = check_image(up.data, limits, name)
+                boxes = validate_regions(model, up.regions) if up.regions else None
+            except OdError as exc:
+                report.add(name, "rejected", reason=exc.detail)
+                continue
+            image, created = _upsert_image(s, store, ds.id, name, checked)
+            if boxes is not None:
+                _replace_regions(image, boxes, source="user")
+            report.add(name, "created" if created else "duplicate", image.id)
+        s.flush()
+    return report.view()
+
+
+def _upsert_image(s: Session, store: Store, dataset_id: int, name: str, checked: CheckedImage):
+    sha = store.blobs.put(checked.data)
+    image = s.scalar(select(Image).where(Image.dataset_id == dataset_id, Image.sha256 == sha))
+    if image is not None:
+        if image.deleted_at is None:
+            return image, False
+        image.deleted_at = None  # uploading a deleted image again brings it back
+        return image, True
+    image = Image(dataset_id=dataset_id, sha256=sha, name=name, format=checked.format,
+                  width=checked.width, height=checked.height, size_bytes=len(checked.data))
+    s.add(image)
+    s.flush()
+    return image, True
+
+
+def _get_image(s: Session, model_ref, dataset_id: int, image_id: int) -> tuple[Model, Image]:
+    model = get_model(s, model_ref)
+    get_dataset(s, model, dataset_id)
+    image = s.get(Image, image_id)
+    if image is None or image.dataset_id != dataset_id or image.deleted_at is not None:
+        raise NotFound(f"image {image_id} does not exist in dataset {dataset_id}")
+    return model, image
+
+
+def list_images(store: Store, model_ref, dataset_id: int, page: int, page_size: int,
+                label: str | None = None, tagged: bool | None = None) -> dict:
+    with store.transaction() as s:
+        model = get_model(s, model_ref)
+        get_dataset(s, model, dataset_id)
+        q = select(Image).where(Image.dataset_id == dataset_id, Image.deleted_at.is_(None))
+        if label is not None:
+            match = [t for t in model.labels if t.name == label]
+            if not match:
+                raise Invalid(f"unknown label {label!r}")
+            q = q.where(Image.id.in_(select(Region.image_id).where(Region.label_id == match[0].id)))
+        if tagged is not None:
+            has = Image.id.in_(select(Region.image_id))
+            q = q.where(has if tagged else ~has)
+        total = s.scalar(select(func.count()).select_from(q.subquery()))
+        rows = s.scalars(q.order_by(Image.id).offset((page - 1) * page_size).limit(page_size))
+        return {"items": [image_view(i) for i in rows], "total": total, "page": page, "pageSize": page_size}
+
+
+def image_details(store: Store, model_ref, dataset_id: int, image_id: int) -> dict:
+    with store.transaction() as s:
+        return image_view(_get_image(s, model_ref, dataset_id, image_id)[1])
+
+
+def image_content(store: Store, model_ref, dataset_id: int, image_id: int) -> tuple[bytes, str]:
+    with store.transaction() as s:
+        image = _get_image(s, model_ref, dataset_id, image_id)[1]
+        return store.blobs.get(image.sha256), f"image/{image.format.lower()}"
+
+
+def delete_image(store: Store, model_ref, dataset_id: int, image_id: int) -> None:
+    """Soft delete: the image leaves the dataset, but versions trained on it keep their history."""
+    with store.transaction() as s:
+        _get_image(s, model_ref, dataset_id, image_id)[1].deleted_at = utcnow()
+
+
+def set_regions(store: Store, model_ref, dataset_id: int, image_id: int, regions: list[dict]) -> dict:
+    """Replace all boxes of an image; a human-set box is approved."""
+    with store.transaction() as s:
+        model, image = _get_image(s, model_ref, dataset_id, image_id)
+        _replace_regions(image, validate_regions(model, regions), source="user")
+        s.flush()
+        return image_view(image)
+
+
+def approve_regions(store: Store, model_ref, dataset_id: int, image_id: int, region_ids: list[int] | None) -> dict:
+    """Accept suggested boxes (all, or the given ones) so that they train."""
+    with store.transaction() as s:
+        _, image = _get_image(s, model_ref, dataset_id, image_id)
+        known = {r.id for r in image.regions}
+        unknown = set(region_ids or []) - known
+        if unknown:
+            raise Invalid(f"regions {sorted(unknown)} do not belong to image {image_id}")
+        for r in image.regions:
+            if region_ids is None or r.id in region_ids:
+                r.approved = True
+        s.flush()
+        return image_view(image)

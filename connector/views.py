@@ -1,0 +1,107 @@
+"""How stored rows look on the wire (camelCase, Custom Vision's names where they exist)."""
+from __future__ import annotations
+
+import datetime as dt
+
+from model_store.schema import Dataset, Image, Label, Model, Region, TrainingRun, Version
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    return value.replace(tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z") if value else None
+
+
+def label_view(label: Label) -> dict:
+    return {"id": label.id, "name": label.name, "created": iso(label.created_at)}
+
+
+def model_view(model: Model) -> dict:
+    return {
+        "id": model.id,
+        "name": model.name,
+        "description": model.description,
+        "labels": [label_view(t) for t in model.labels],
+        "created": iso(model.created_at),
+        "updated": iso(model.updated_at),
+        "archived": model.archived_at is not None,
+        "publishedVersionId": model.published_version_id,
+        "lastTrainedVersionId": model.last_trained_version_id,
+    }
+
+
+def dataset_view(ds: Dataset, image_count: int | None = None) -> dict:
+    out = {"id": ds.id, "modelId": ds.model_id, "name": ds.name, "kind": ds.kind,
+           "created": iso(ds.created_at)}
+    if image_count is not None:
+        out["imageCount"] = image_count
+    return out
+
+
+def region_view(region: Region) -> dict:
+    return {
+        "id": region.id,
+        "labelId": region.label_id,
+        "labelName": region.label.name,
+        "left": region.left,
+        "top": region.top,
+        "width": region.width,
+        "height": region.height,
+        "approved": region.approved,
+        "source": region.source,
+        "probability": region.probability,
+    }
+
+
+def image_view(image: Image) -> dict:
+    return {
+        "id": image.id,
+        "datasetId": image.dataset_id,
+        "name": image.name,
+        "format": image.format.lower(),
+        "width": image.width,
+        "height": image.height,
+        "sizeBytes": image.size_bytes,
+        "sha256": image.sha256,
+        "created": iso(image.created_at),
+        "regions": [region_view(r) for r in image.regions],
+    }
+
+
+def version_view(v: Version, model: Model | None = None) -> dict:
+    out = {
+        "id": v.id,
+        "modelId": v.model_id,
+        "number": v.number,
+        "runId": v.run_id,
+        "settings": v.settings,
+        "labels": v.labels,
+        "dataHash": v.data_hash,
+        "imageCount": len(v.data_snapshot.get("train", [])) + len(v.data_snapshot.get("evaluation", [])),
+        "metrics": v.metrics,
+        "performanceScore": v.metrics.get("score"),
+        "startedFrom": v.started_from,
+        "durationSeconds": round(v.duration_s, 2),
+        "iterations": v.iterations,
+        "created": iso(v.created_at),
+        "archived": v.archived_at is not None,
+    }
+    if model is not None:
+        out["published"] = model.published_version_id == v.id
+        out["lastTrained"] = model.last_trained_version_id == v.id
+    return out
+
+
+def run_view(run: TrainingRun, base_url: str = "") -> dict:
+    return {
+        "id": run.id,
+        "modelId": run.model_id,
+        "status": run.status,
+        "trigger": run.trigger,
+        "settings": run.settings,
+        "progress": run.progress,
+        "reason": run.reason or None,
+        "versionId": run.version_id,
+        "baseVersionId": run.base_version_id,
+        "created": iso(run.created_at),
+        "started": iso(run.started_at),
+        "finished": iso(run.finished_at),
+    }

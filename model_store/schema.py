@@ -1,0 +1,152 @@
+"""The tables of the store (SQLAlchemy 2 declarative models).
+
+Nothing here is deleted by the API: models and versions are archived, images
+soft-deleted, so a version's data snapshot always points at rows that exist.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Optional
+
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Model(Base):
+    __tablename__ = "models"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(String(1024), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    archived_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    # Aliases, as in MLflow's registry: pointers to versions, switched atomically.
+    published_version_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("versions.id", use_alter=True, name="fk_model_published"))
+    last_trained_version_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("versions.id", use_alter=True, name="fk_model_last_trained"))
+
+    labels: Mapped[list["Label"]] = relationship(back_populates="model", order_by="Label.id")
+    datasets: Mapped[list["Dataset"]] = relationship(back_populates="model", order_by="Dataset.id")
+
+    __table_args__ = (
+        # A name is unique among models in use; an archived model frees its name.
+        Index("uq_model_active_name", "name", unique=True,
+              sqlite_where=archived_at.is_(None), postgresql_where=archived_at.is_(None)),
+    )
+
+
+class Label(Base):
+    __tablename__ = "labels"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    model: Mapped[Model] = relationship(back_populates="labels")
+    __table_args__ = (UniqueConstraint("model_id", "name", name="uq_label_name"),)
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))  # training | evaluation
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    model: Mapped[Model] = relationship(back_populates="datasets")
+    __table_args__ = (UniqueConstraint("model_id", "name", name="uq_dataset_name"),)
+
+
+class Image(Base):
+    __tablename__ = "images"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    # The user's file name, for display only: it never becomes a path.
+    name: Mapped[str] = mapped_column(String(255), default="")
+    format: Mapped[str] = mapped_column(String(8))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    deleted_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    regions: Mapped[list["Region"]] = relationship(
+        back_populates="image", order_by="Region.id", cascade="all, delete-orphan")
+    __table_args__ = (UniqueConstraint("dataset_id", "sha256", name="uq_image_in_dataset"),)
+
+
+class Region(Base):
+    """A box, normalized to the image as Custom Vision does: left, top, width, height in 0..1."""
+    __tablename__ = "regions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id"), index=True)
+    left: Mapped[float] = mapped_column(Float)
+    top: Mapped[float] = mapped_column(Float)
+    width: Mapped[float] = mapped_column(Float)
+    height: Mapped[float] = mapped_column(Float)
+    # Only approved boxes train; ML-assisted suggestions start unapproved.
+    approved: Mapped[bool] = mapped_column(Boolean, default=True)
+    source: Mapped[str] = mapped_column(String(16), default="user")  # user | import | suggested
+    probability: Mapped[Optional[float]] = mapped_column(Float)
+    image: Mapped[Image] = relationship(back_populates="regions")
+    label: Mapped[Label] = relationship()
+
+
+class Version(Base):
+    """An immutable trained model: what was trained, on what, and how well."""
+    __tablename__ = "versions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[Optional[int]] = mapped_column(ForeignKey("training_runs.id", use_alter=True,
+                                                             name="fk_version_run"))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    labels: Mapped[list[Any]] = mapped_column(default=list)
+    data_snapshot: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    data_hash: Mapped[str] = mapped_column(String(64), default="")
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    artifact_dir: Mapped[str] = mapped_column(String(1024), default="")
+    started_from: Mapped[str] = mapped_column(String(255), default="scratch")
+    duration_s: Mapped[float] = mapped_column(Float, default=0.0)
+    iterations: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    archived_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    __table_args__ = (UniqueConstraint("model_id", "number", name="uq_version_number"),)
+
+
+class TrainingRun(Base):
+    __tablename__ = "training_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    trigger: Mapped[str] = mapped_column(String(16), default="api")  # api | retrain | schedule
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reason: Mapped[str] = mapped_column(String(2048), default="")
+    version_id: Mapped[Optional[int]] = mapped_column(ForeignKey("versions.id"))
+    base_version_id: Mapped[Optional[int]] = mapped_column(ForeignKey("versions.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+
+
+class Draft(Base):
+    """Pending training settings for a model's next version (one per model)."""
+    __tablename__ = "drafts"
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    base_version_id: Mapped[Optional[int]] = mapped_column(ForeignKey("versions.id"))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+ACTIVE_RUN_STATES = ("queued", "training")

@@ -1,0 +1,60 @@
+"""`odconnect serve` as a user runs it: a real process, real HTTP on loopback, a generated API key."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(url, method="GET", body=None, key=None):
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["X-API-Key"] = key
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_serve_creates_a_key_and_answers_http(tmp_path):
+    port = free_port()
+    env = {**os.environ, "ODCONNECT_STORAGE__ROOT": str(tmp_path / "data")}
+    env.pop("ODCONNECT_API_KEYS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "connector.cli", "serve", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    base = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                status, body = request(base + "/health")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.time() < deadline, "server did not start"
+                time.sleep(0.3)
+        assert (status, body) == (200, {"status": "ok"})
+        key_file = tmp_path / "data" / "api_key"
+        assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+        key = key_file.read_text().strip()
+        assert request(base + "/models")[0] == 401
+        status, model = request(base + "/models", "POST", {"name": "fruit", "labels": ["apple"]}, key)
+        assert status == 201 and model["name"] == "fruit"
+        assert request(base + "/models/fruit/data-check", key=key)[1]["labels"][0]["name"] == "apple"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -1,0 +1,55 @@
+"""The data check: counts per label and the Custom Vision / AI Builder training rules."""
+from conftest import b64, png_bytes
+
+
+def seed_images(api, m, counts: dict, unboxed=0):
+    images, seed = [], 0
+    for label, n in counts.items():
+        for _ in range(n):
+            seed += 1
+            images.append({"content": b64(png_bytes(seed=seed)),
+                           "regions": [{"labelName": label, "left": 0.1, "top": 0.1, "width": 0.2, "height": 0.2}]})
+    for _ in range(unboxed):
+        seed += 1
+        images.append({"content": b64(png_bytes(seed=seed))})
+    for i in range(0, len(images), 32):
+        r = api.post(f"/models/{m['id']}/datasets/{m['datasetId']}/images", json={"images": images[i:i + 32]})
+        assert r.status_code == 201, r.text
+
+
+def codes(check):
+    return {(w["code"], w["severity"], w["label"]) for w in check["warnings"]}
+
+
+def test_blocking_under_15_and_per_label_counts(api):
+    m = api.model("fruit", ["apple", "banana"])
+    seed_images(api, m, {"apple": 15, "banana": 14}, unboxed=2)
+    check = api.get(f"/models/{m['id']}/data-check").json()
+    assert [(x["name"], x["images"], x["boxes"]) for x in check["labels"]] == [("apple", 15, 15), ("banana", 14, 14)]
+    assert check["images"] == 31 and check["imagesWithoutBoxes"] == 2
+    assert ("TooFewImages", "blocking", "banana") in codes(check)
+    assert ("FewImages", "advice", "apple") in codes(check)
+    assert ("ImagesWithoutBoxes", "advice", None) in codes(check)
+    assert check["canTrain"] is False
+
+
+def test_advice_only_can_train_and_imbalance(api):
+    m = api.model("fruit", ["apple", "banana"])
+    seed_images(api, m, {"apple": 15, "banana": 31})
+    check = api.get(f"/models/{m['id']}/data-check").json()
+    assert check["canTrain"] is True
+    assert ("Imbalance", "advice", "apple") in codes(check)
+    assert not any(w["severity"] == "blocking" for w in check["warnings"])
+
+
+def test_rules_come_from_config_and_dataset_filter(make_app):
+    from conftest import Api
+    api = Api(make_app(data_check={"min_images_per_label": 2, "advised_images_per_label": 3}))
+    m = api.model("fruit", ["apple"])
+    seed_images(api, m, {"apple": 3})
+    check = api.get(f"/models/{m['id']}/data-check").json()
+    assert check["canTrain"] is True and check["warnings"] == []
+    ev = api.post(f"/models/{m['id']}/datasets", json={"name": "eval", "kind": "evaluation"}).json()
+    check = api.get(f"/models/{m['id']}/data-check", params={"datasetId": ev["id"]}).json()
+    assert check["images"] == 0 and check["canTrain"] is False
+    assert api.get(f"/models/{m['id']}/data-check", params={"datasetId": 999}).status_code == 404
