@@ -13,6 +13,9 @@ from model_store import Store
 from .config import load_config
 from .context import AppContext
 from .errors import OdError
+from .inference.cache import PredictorCache
+from .jobs.runs import RunManager
+from .services.inference import predictor_loader
 from .routing import SnakeCaseResolver
 from .security import api_key_handler
 
@@ -56,6 +59,13 @@ def create_app(config: dict | None = None) -> connexion.FlaskApp:
     @flask_app.errorhandler(OdError)
     def _od_error(exc: OdError):
         return problem(exc.status, exc.title, exc.detail, headers=exc.headers, **exc.extra)
+
+    threads = config["inference"]["torch_threads"]
+    context.services["predictors"] = PredictorCache(predictor_loader(store, threads),
+                                                    config["inference"]["cache_size"])
+    runs = RunManager(store, config)
+    context.services["runs"] = runs
+    runs.start()
 
     app.odconnect = context  # tests and the CLI reach the parts here
     return app

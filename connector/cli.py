@@ -47,6 +47,25 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_weights_add(args) -> int:
+    from model_store import Store
+    from .errors import OdError
+    from .services.weights import add_weights
+
+    cfg = load_config(args.config)
+    store = Store(cfg["storage"]["database_url"], cfg["storage"]["root"])
+    try:
+        entry = add_weights(store, args.path, args.name)
+    except OdError as exc:
+        print(f"odconnect: {exc.detail}", file=sys.stderr)
+        return 2
+    finally:
+        store.dispose()
+    print(f"added weights {entry['name']!r} ({entry['sizeBytes']} bytes, sha256 {entry['sha256'][:12]}); "
+          f"train with {{\"weights\": \"{entry['name']}\"}}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="odconnect", description=__doc__)
     parser.add_argument("--config", help="YAML config file (defaults: connector/config.py)")
@@ -55,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.set_defaults(func=cmd_serve)
+    weights = sub.add_parser("weights", help="local pretrained weight files").add_subparsers(dest="action", required=True)
+    add = weights.add_parser("add", help="copy a detectron2 model-zoo or backbone .pth/.pkl file into the store")
+    add.add_argument("path")
+    add.add_argument("--name", help="name to train with (default: the file name)")
+    add.set_defaults(func=cmd_weights_add)
     return parser
 
 

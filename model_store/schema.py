@@ -139,6 +139,13 @@ class TrainingRun(Base):
     started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
 
+    __table_args__ = (
+        # One active run per model, enforced by the database so that two requests cannot race.
+        Index("uq_run_active_per_model", "model_id", unique=True,
+              sqlite_where=status.in_(("queued", "training")),
+              postgresql_where=status.in_(("queued", "training"))),
+    )
+
 
 class Draft(Base):
     """Pending training settings for a model's next version (one per model)."""
@@ -150,3 +157,13 @@ class Draft(Base):
 
 
 ACTIVE_RUN_STATES = ("queued", "training")
+
+
+class WeightFile(Base):
+    """A local weights file a version may start from (a model-zoo or ImageNet backbone file)."""
+    __tablename__ = "weight_files"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,1 @@
+"""Background work: the worker pool for training runs and the scheduler for retraining."""

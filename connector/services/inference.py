@@ -1,0 +1,133 @@
+"""Detect, quick test, publish: the published model answering flows.
+
+The path of a detect request: one transaction resolves the model (id or name)
+to its published version -> the predictor cache returns that version's warm
+predictor -> detectron2 -> boxes normalized to Custom Vision's shape, plus
+AI Builder's counts per label.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from model_store import Store
+from model_store.schema import Model, Version
+
+from ..errors import Conflict, Invalid
+from ..imaging import check_image, load_rgb
+from .catalog import get_model
+from .versions import get_version
+
+
+@dataclass(frozen=True)
+class Target:
+    model_id: int
+    model_name: str
+    version_id: int
+    version_number: int
+    labels: tuple[str, ...]        # label index -> name, as the version was trained
+    label_ids: tuple[int | None, ...]  # label index -> the model's label id today
+
+
+def resolve(store: Store, model_ref, version_ref: str | None, default_alias: str) -> Target:
+    """Model + version in one read. Detect defaults to `published`, quick test to `lastTrained`."""
+    with store.transaction() as s:
+        model = get_model(s, model_ref)
+        ref = version_ref or default_alias
+        if ref == "published" and model.published_version_id is None:
+            raise Conflict(f"model {model.name!r} has no published version; publish one first")
+        if ref == "lastTrained" and model.last_trained_version_id is None:
+            raise Conflict(f"model {model.name!r} has no trained version yet; train it first")
+        version = get_version(s, model, ref)
+        if version.archived_at is not None:
+            raise Conflict(f"version {version.number} of model {model.name!r} is archived")
+        ids = {label.name: label.id for label in model.labels}
+        return Target(model.id, model.name, version.id, version.number, tuple(version.labels),
+                      tuple(ids.get(n) for n in version.labels))
+
+
+def predictor_loader(store: Store, torch_threads: int | None):
+    """What the cache calls on a miss: build the version's predictor and warm it up."""
+    def load(version_id: int):
+        from ..inference.predictor import Predictor
+        with store.transaction() as s:
+            folder = Path(s.get(Version, version_id).artifact_dir)
+        predictor = Predictor(folder / "config.yaml", folder / "model_final.pth", num_threads=torch_threads)
+        predictor.warm_up()
+        return predictor
+    return load
+
+
+def decode_for_detection(data: bytes, limits: dict, name: str = "image"):
+    """Same guards as uploads, but small pictures are fine to detect on."""
+    checked = check_image(data, {**limits, "min_side": 1}, name)
+    return load_rgb(checked.data)
+
+
+def detect(predictor, target: Target, image, threshold: float = 0.5, max_results: int | None = None,
+           label_filter: list[str] | None = None) -> tuple[dict, list[dict]]:
+    """Run the predictor; answer in Custom Vision's and AI Builder's shapes.
+
+    Returns the response body and the kept detections in pixels (for drawing).
+    """
+    if not 0 <= threshold <= 1:
+        raise Invalid("threshold must be between 0 and 1")
+    if label_filter:
+        unknown = sorted(set(label_filter) - set(target.labels))
+        if unknown:
+            raise Invalid(f"unknown labels {unknown}; this version detects {list(target.labels)}")
+    started = time.perf_counter()
+    width, height = image.size
+    kept = []
+    for det in predictor.predict(image, min_score=threshold):
+        name = target.labels[det.label_index]
+        if label_filter and name not in label_filter:
+            continue
+        kept.append({"labelIndex": det.label_index, "tagName": name, "probability": float(det.score),
+                     "x0": det.x0, "y0": det.y0, "x1": det.x1, "y1": det.y1})
+    kept.sort(key=lambda d: -d["probability"])
+    if max_results is not None:
+        kept = kept[:max_results]
+    predictions = [{
+        "tagId": target.label_ids[d["labelIndex"]],
+        "tagName": d["tagName"],
+        "probability": round(d["probability"], 4),
+        "boundingBox": {"left": round(d["x0"] / width, 5), "top": round(d["y0"] / height, 5),
+                        "width": round((d["x1"] - d["x0"]) / width, 5),
+                        "height": round((d["y1"] - d["y0"]) / height, 5)},
+    } for d in kept]
+    counts = {name: 0 for name in target.labels if not label_filter or name in label_filter}
+    for d in kept:
+        counts[d["tagName"]] += 1
+    body = {
+        "model": {"id": target.model_id, "name": target.model_name},
+        "version": target.version_number,
+        "image": {"width": width, "height": height},
+        "predictions": predictions,
+        "counts": [{"tagName": n, "count": c} for n, c in counts.items()],
+        "totalCount": len(kept),
+        "durationMs": round((time.perf_counter() - started) * 1000, 1),
+    }
+    return body, kept
+
+
+def publish(store: Store, cache, model_ref, version_ref) -> dict:
+    """Load and warm the version first, then switch the pointer in one short transaction."""
+    target = resolve(store, model_ref, str(version_ref), "published")
+    cache.get(target.version_id)
+    with store.transaction() as s:
+        model = s.get(Model, target.model_id)
+        previous = model.published_version_id
+        model.published_version_id = target.version_id
+    return {"modelId": target.model_id, "published": target.version_number,
+            "previousVersionId": previous, "versionId": target.version_id}
+
+
+def unpublish(store: Store, model_ref) -> dict:
+    with store.transaction() as s:
+        model = get_model(s, model_ref)
+        if model.published_version_id is None:
+            raise Conflict(f"model {model.name!r} has no published version")
+        previous, model.published_version_id = model.published_version_id, None
+        return {"modelId": model.id, "published": None, "previousVersionId": previous}

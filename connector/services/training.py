@@ -1,0 +1,327 @@
+"""Training runs: start (after the data check), execute in a worker, cancel, recover.
+
+A run trains into a temporary folder; only a finished run's folder is renamed
+into place and recorded as a version, in one transaction. A canceled or failed
+run leaves nothing behind.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from model_store import Store
+from model_store.schema import (ACTIVE_RUN_STATES, Draft, Image, Model, TrainingRun, Version, WeightFile,
+                                utcnow)
+
+from ..errors import Conflict, Invalid, NotFound
+from ..views import run_view
+from . import versions as versions_svc
+from .catalog import get_model
+from .data_check import data_check, require_trainable
+
+log = logging.getLogger("odconnect.training")
+
+
+def preset_names() -> list[str]:
+    from ..training.presets import PRESETS
+    return list(PRESETS)
+
+
+def run_location(model_id: int, run_id: int) -> str:
+    return f"/api/v1/models/{model_id}/runs/{run_id}"
+
+
+# --- starting -------------------------------------------------------------------------------
+
+def start_training(store: Store, config: dict, model_ref, body: dict | None, trigger: str = "api",
+                   retrain_ref=None) -> dict:
+    """Create a queued run; the caller hands its id to the worker pool.
+
+    Settings, later ones winning: defaults <- base version <- the draft <- the request body.
+    """
+    body = dict(body or {})
+    tcfg = config["training"]
+    with store.transaction() as s:
+        model = get_model(s, model_ref)
+        base_ref = retrain_ref if retrain_ref is not None else body.pop("baseVersion", None)
+        warm_start = bool(body.pop("warmStart", False))
+        base = versions_svc.get_version(s, model, base_ref) if base_ref is not None else None
+        settings, base = versions_svc.seed_settings(s, model, tcfg, base)
+        draft = s.get(Draft, model.id) if retrain_ref is None else None
+        if draft is not None and base_ref is None:
+            settings.update(draft.settings)
+        settings.update(versions_svc.check_settings(s, model, body, tcfg, preset_names()))
+        active = s.scalar(select(TrainingRun).where(TrainingRun.model_id == model.id,
+                                                    TrainingRun.status.in_(ACTIVE_RUN_STATES)))
+        if active is not None:
+            raise Conflict(f"model {model.name!r} already has run {active.id} {active.status}",
+                           run=run_location(model.id, active.id),
+                           headers={"Location": run_location(model.id, active.id)})
+        model_id, model_name = model.id, model.name
+
+    check = data_check(store, config["data_check"], model_id)
+    require_trainable(check)
+
+    with store.transaction() as s:
+        run = TrainingRun(model_id=model_id, status="queued", trigger=trigger,
+                          settings={**settings, "warmStart": warm_start, "fromDraft": draft is not None},
+                          base_version_id=base.id if base else None,
+                          progress={"iteration": 0, "maxIterations": None})
+        s.add(run)
+        try:
+            s.flush()
+        except IntegrityError:  # another request started a run between our check and this insert
+            raise Conflict(f"model {model_name!r} already has an active run") from None
+        return run_view(run)
+
+
+# --- executing (in a worker thread) -------------------------------------------------------
+
+class RunFailed(Exception):
+    """A reason a run cannot go on, worded for the maker."""
+
+
+@dataclass
+class Plan:
+    run_id: int
+    model_id: int
+    labels: list[str]
+    train: list
+    evaluation: list | None
+    snapshot: dict
+    data_hash: str
+    settings: dict
+    init_weights: str | None
+    started_from: str | None
+    from_draft: bool
+
+
+def _records(s, store: Store, model: Model, dataset_ids: list[int]):
+    """Images with approved boxes, as the trainer's records (pixel boxes, label indexes)."""
+    from ..training import ImageRecord
+    index = {label.id: i for i, label in enumerate(model.labels)}
+    images = s.scalars(select(Image).where(Image.dataset_id.in_(dataset_ids), Image.deleted_at.is_(None))
+                       .order_by(Image.id)).all()
+    records, digest = [], []
+    for img in images:
+        boxes = tuple((index[r.label_id], r.left * img.width, r.top * img.height,
+                       r.width * img.width, r.height * img.height) for r in img.regions if r.approved)
+        if not boxes:
+            continue  # as in Custom Vision, untagged images do not train
+        records.append(ImageRecord(image_id=img.id, path=str(store.blobs.path(img.sha256)),
+                                   width=img.width, height=img.height, boxes=boxes))
+        digest.append([img.id, img.sha256, [[round(v, 6) for v in b] for b in boxes]])
+    return records, digest
+
+
+def plan_run(store: Store, run_id: int) -> Plan | None:
+    with store.transaction() as s:
+        run = s.get(TrainingRun, run_id)
+        if run is None or run.status != "queued":
+            return None  # canceled while it waited
+        run.status, run.started_at = "training", utcnow()
+        model = s.get(Model, run.model_id)
+        settings = run.settings
+        train_ids = [d.id for d in model.datasets if d.kind == "training"]
+        train, train_digest = _records(s, store, model, train_ids)
+        evaluation, eval_digest = None, []
+        if settings.get("evaluationDatasetId"):
+            evaluation, eval_digest = _records(s, store, model, [settings["evaluationDatasetId"]])
+        init_weights = started_from = None
+        if settings.get("warmStart") and run.base_version_id:
+            base = s.get(Version, run.base_version_id)
+            init_weights = str(Path(base.artifact_dir) / "model_final.pth")
+            started_from = f"version:{base.number}"
+        elif settings.get("weights"):
+            wf = s.get(WeightFile, settings["weights"])
+            init_weights, started_from = wf.path, f"weights:{wf.name}"
+        snapshot = {"train": [d[0] for d in train_digest], "evaluation": [d[0] for d in eval_digest]}
+        data_hash = hashlib.sha256(json.dumps([train_digest, eval_digest]).encode()).hexdigest()
+        return Plan(run.id, model.id, [label.name for label in model.labels], train, evaluation, snapshot,
+                    data_hash, settings, init_weights, started_from, bool(settings.get("fromDraft")))
+
+
+def verify_images(plan: Plan) -> None:
+    """Every image decodes before any training time is spent on it."""
+    from PIL import Image as PILImage
+    for rec in (plan.train or []) + (plan.evaluation or []):
+        try:
+            with PILImage.open(rec.path) as im:
+                im.load()
+        except Exception as exc:
+            raise RunFailed(f"image {rec.image_id} cannot be read ({exc.__class__.__name__}: {exc}); "
+                            "delete it or upload it again") from exc
+
+
+class ProgressWriter:
+    """Writes the trainer's progress into the run row, at most once a second."""
+
+    def __init__(self, store: Store, run_id: int, min_interval: float = 1.0):
+        self.store, self.run_id, self.min_interval = store, run_id, min_interval
+        self.last = 0.0
+
+    def __call__(self, p: dict) -> None:
+        now = time.monotonic()
+        final = p.get("iteration") == p.get("max_iter")
+        if now - self.last < self.min_interval and not final:
+            return
+        self.last = now
+        with self.store.transaction() as s:
+            run = s.get(TrainingRun, self.run_id)
+            run.progress = {"iteration": p.get("iteration"), "maxIterations": p.get("max_iter"),
+                            "elapsedSeconds": round(p.get("elapsed_s") or 0, 1),
+                            "etaSeconds": None if p.get("eta_s") is None else round(p["eta_s"], 1),
+                            "loss": None if p.get("loss") is None else round(p["loss"], 4)}
+
+
+def execute_run(store: Store, config: dict, run_id: int, cancel: threading.Event) -> None:
+    """The worker's whole job for one run. Never raises: the outcome is written to the run."""
+    tmp_dir = store.artifacts_root / f".run-{run_id}"
+    try:
+        plan = plan_run(store, run_id)
+        if plan is None:
+            return
+        if not plan.train:
+            raise RunFailed("no image has approved boxes to train on")
+        verify_images(plan)
+        from ..training import Canceled, TrainRequest, train
+        settings = plan.settings
+        budget = settings.get("budgetMinutes")
+        request = TrainRequest(
+            labels=plan.labels, train=plan.train, evaluation=plan.evaluation, output_dir=tmp_dir,
+            preset=settings["preset"], budget_seconds=budget * 60 if budget else None,
+            max_iter=settings.get("maxIterations"), seed=settings.get("seed") or 0,
+            init_weights=plan.init_weights, overrides=dict(config["training"]["overrides"]))
+        try:
+            result = train(request, progress=ProgressWriter(store, run_id), cancel=cancel)
+        except Canceled:
+            _finish(store, run_id, getattr(cancel, "status", "canceled"),
+                    getattr(cancel, "reason", "canceled by request"))
+            return
+        _record_version(store, plan, result, tmp_dir, config["data_check"]["advised_images_per_label"])
+    except RunFailed as exc:
+        _finish(store, run_id, "failed", str(exc))
+    except Exception as exc:  # a bug or a library error: keep the reason for the maker and the log
+        log.exception("run %s failed", run_id)
+        _finish(store, run_id, "failed", f"{exc.__class__.__name__}: {exc}")
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _finish(store: Store, run_id: int, status: str, reason: str = "") -> None:
+    with store.transaction() as s:
+        run = s.get(TrainingRun, run_id)
+        run.status, run.reason, run.finished_at = status, reason[:2000], utcnow()
+
+
+def api_metrics(metrics: dict, plan: Plan, advised_images: int) -> dict:
+    """The trainer's metrics on the wire, with AI Builder-style advice on how far to trust them."""
+    per_label = {name: {"ap50": m.get("ap50"), "precision": m.get("precision"), "recall": m.get("recall"),
+                        "images": m.get("images", 0), "boxes": m.get("boxes", 0)}
+                 for name, m in metrics.get("per_label", {}).items()}
+    train_images = {name: 0 for name in plan.labels}
+    for rec in plan.train:
+        for index in {b[0] for b in rec.boxes}:
+            train_images[plan.labels[index]] += 1
+    advice = [f"label {name!r} has {n} training images; under {advised_images} the score may be optimistic"
+              for name, n in train_images.items() if n < advised_images]
+    eval_images = metrics.get("eval_images", 0)
+    if eval_images < 10:
+        advice.append(f"the score comes from only {eval_images} evaluation images")
+    return {"ap": metrics.get("ap"), "ap50": metrics.get("ap50"), "ap75": metrics.get("ap75"),
+            "precision": metrics.get("precision"), "recall": metrics.get("recall"),
+            "score": metrics.get("score"), "evalImages": eval_images, "perLabel": per_label,
+            "advice": advice}
+
+
+def _record_version(store: Store, plan: Plan, result, tmp_dir: Path, advised_images: int) -> None:
+    with store.transaction() as s:
+        model = s.get(Model, plan.model_id)
+        number = (s.scalar(select(func.max(Version.number)).where(Version.model_id == model.id)) or 0) + 1
+        final_dir = store.artifacts_root / f"model-{model.id}" / f"v{number}"
+        final_dir.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp_dir, final_dir)  # atomic: the version folder exists whole or not at all
+        try:
+            settings = {k: v for k, v in plan.settings.items() if k in versions_svc.SETTING_KEYS}
+            version = Version(model_id=model.id, number=number, run_id=plan.run_id, settings=settings,
+                              labels=plan.labels, data_snapshot=plan.snapshot, data_hash=plan.data_hash,
+                              metrics=api_metrics(result.metrics, plan, advised_images), artifact_dir=str(final_dir),
+                              started_from=plan.started_from or result.started_from,
+                              duration_s=result.duration_s, iterations=result.iterations)
+            s.add(version)
+            s.flush()
+            model.last_trained_version_id = version.id
+            run = s.get(TrainingRun, plan.run_id)
+            run.status, run.version_id, run.finished_at = "succeeded", version.id, utcnow()
+            run.reason = f"stopped by {result.stopped_by}"
+            run.progress = {**run.progress, "iteration": result.iterations}
+            if plan.from_draft:  # the draft's changes are now a version
+                draft = s.get(Draft, model.id)
+                if draft is not None:
+                    s.delete(draft)
+            s.flush()
+        except BaseException:
+            os.replace(final_dir, tmp_dir)  # undo the rename so nothing half-made stays
+            raise
+
+
+# --- reading, canceling, recovering ---------------------------------------------------------
+
+def get_run(store: Store, model_ref, run_id: int) -> dict:
+    with store.transaction() as s:
+        model = get_model(s, model_ref)
+        run = s.get(TrainingRun, run_id)
+        if run is None or run.model_id != model.id:
+            raise NotFound(f"model {model.name!r} has no training run {run_id}")
+        view = run_view(run)
+        if run.version_id:
+            version = s.get(Version, run.version_id)
+            view["version"] = version.number
+            view["performanceScore"] = version.metrics.get("score")
+        return view
+
+
+def list_runs(store: Store, model_ref) -> list[dict]:
+    with store.transaction() as s:
+        model = get_model(s, model_ref)
+        runs = s.scalars(select(TrainingRun).where(TrainingRun.model_id == model.id).order_by(TrainingRun.id))
+        return [run_view(r) for r in runs]
+
+
+def request_cancel(store: Store, model_ref, run_id: int) -> tuple[dict, bool]:
+    """Cancel a queued run at once; for a training run, return True so the caller signals its worker."""
+    with store.transaction() as s:
+        model = get_model(s, model_ref)
+        run = s.get(TrainingRun, run_id)
+        if run is None or run.model_id != model.id:
+            raise NotFound(f"model {model.name!r} has no training run {run_id}")
+        if run.status not in ACTIVE_RUN_STATES:
+            raise Conflict(f"run {run_id} already {run.status}")
+        if run.status == "queued":
+            run.status, run.reason, run.finished_at = "canceled", "canceled before it started", utcnow()
+            return run_view(run), False
+        return run_view(run), True
+
+
+def recover(store: Store) -> list[int]:
+    """After a restart: runs that were training are failed; queued runs are returned to be queued again."""
+    with store.transaction() as s:
+        for run in s.scalars(select(TrainingRun).where(TrainingRun.status == "training")):
+            run.status, run.finished_at = "failed", utcnow()
+            run.reason = "the server stopped while this run was training; start it again"
+        queued = [r.id for r in s.scalars(select(TrainingRun).where(TrainingRun.status == "queued")
+                                          .order_by(TrainingRun.id))]
+    for stale in store.artifacts_root.glob(".run-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return queued
+
