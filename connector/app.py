@@ -15,6 +15,7 @@ from .context import AppContext
 from .errors import OdError
 from .inference.cache import PredictorCache
 from .jobs.runs import RunManager
+from .jobs.scheduler import RetrainScheduler
 from .services.inference import predictor_loader
 from .routing import SnakeCaseResolver
 from .security import api_key_handler
@@ -66,6 +67,9 @@ def create_app(config: dict | None = None) -> connexion.FlaskApp:
     runs = RunManager(store, config)
     context.services["runs"] = runs
     runs.start()
+    scheduler = RetrainScheduler(store, config, runs.submit)
+    context.services["scheduler"] = scheduler
+    scheduler.start()
 
     app.odconnect = context  # tests and the CLI reach the parts here
     return app

@@ -167,3 +167,15 @@ class WeightFile(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Schedule(Base):
+    """Scheduled retraining of a model on new data (APScheduler cron syntax)."""
+    __tablename__ = "schedules"
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    cron: Mapped[str] = mapped_column(String(128))
+    only_if_new_data: Mapped[bool] = mapped_column(Boolean, default=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_fired_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    last_outcome: Mapped[str] = mapped_column(String(512), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from conftest import png_bytes, store_snapshot
+from tests.conftest import png_bytes, store_snapshot
 
 
 def coco_set(n=3, labels=("apple", "banana")):
@@ -128,7 +128,7 @@ def test_reimport_skips_duplicates(api):
 
 
 def test_folder_import_stays_inside_the_import_root(make_app, tmp_path):
-    from conftest import Api
+    from tests.conftest import Api
     root = tmp_path / "imports"
     (root / "fruit" / "imgs").mkdir(parents=True)
     coco, files = coco_set(3)

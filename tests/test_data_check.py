@@ -1,5 +1,5 @@
 """The data check: counts per label and the Custom Vision / AI Builder training rules."""
-from conftest import b64, png_bytes
+from tests.conftest import b64, png_bytes
 
 
 def seed_images(api, m, counts: dict, unboxed=0):
@@ -43,7 +43,7 @@ def test_advice_only_can_train_and_imbalance(api):
 
 
 def test_rules_come_from_config_and_dataset_filter(make_app):
-    from conftest import Api
+    from tests.conftest import Api
     api = Api(make_app(data_check={"min_images_per_label": 2, "advised_images_per_label": 3}))
     m = api.model("fruit", ["apple"])
     seed_images(api, m, {"apple": 3})

@@ -4,7 +4,7 @@ import io
 import pytest
 from PIL import Image
 
-from conftest import b64, png_bytes, png_header_only, store_snapshot
+from tests.conftest import b64, png_bytes, png_header_only, store_snapshot
 
 
 def half(data: bytes) -> bytes:
@@ -106,7 +106,7 @@ def test_bad_files_are_rejected_with_the_reason_and_nothing_changes(api, payload
 
 
 def test_size_limit_in_bytes_is_configurable(make_app):
-    from conftest import Api
+    from tests.conftest import Api
     api = Api(make_app(limits={"max_image_bytes": 2000}))
     m = api.model()
     r = api.post(images_path(m), json={"images": [{"content": b64(png_bytes(seed=3, fmt="BMP"))}]})

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import Api, b64, make_config
-from test_training_api import TINY, poll
-from training_data import LABELS, shapes_image, upload_shapes
+from tests.conftest import Api, b64, make_config
+from tests.test_training_api import TINY, poll
+from tests.training_data import LABELS, shapes_image, upload_shapes
 
 pytestmark = pytest.mark.slow
 

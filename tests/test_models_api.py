@@ -1,5 +1,5 @@
 """Models and labels through real HTTP requests on the Connexion app."""
-from conftest import API, store_snapshot
+from tests.conftest import API, store_snapshot
 
 
 def test_health_needs_no_key_and_version_does(api):

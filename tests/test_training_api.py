@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import Api, store_snapshot
-from training_data import LABELS, upload_shapes
+from tests.conftest import Api, store_snapshot
+from tests.training_data import LABELS, upload_shapes
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import random
 
 from PIL import Image, ImageDraw
 
-from conftest import b64
+from tests.conftest import b64
 
 LABELS = ("square", "circle")
 

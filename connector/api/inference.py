@@ -103,7 +103,7 @@ def unpublish_model(model_id):
     return svc.unpublish(ctx().store, model_id)
 
 
-def export_version(model_id, version):
+def export_version(model_id, version, format="detectron2"):
     c = ctx()
     target = svc.resolve(c.store, model_id, version, "lastTrained")
     from ..services.versions import artifact_dir

@@ -204,3 +204,24 @@ def approve_regions(store: Store, model_ref, dataset_id: int, image_id: int, reg
                 r.approved = True
         s.flush()
         return image_view(image)
+
+
+def replace_suggestions(store: Store, model_ref, dataset_id: int, image_id: int, suggestions: list[dict]) -> dict:
+    """Store a model's boxes as unapproved suggestions; boxes a person set or approved stay.
+
+    `suggestions`: {labelName, left, top, width, height, probability}, normalized.
+    """
+    with store.transaction() as s:
+        model, image = _get_image(s, model_ref, dataset_id, image_id)
+        labels = {t.name: t for t in model.labels}
+        for region in [r for r in image.regions if not r.approved]:
+            image.regions.remove(region)
+        for sug in suggestions:
+            label = labels.get(sug["labelName"])
+            if label is None:  # a label removed since that version was trained
+                continue
+            image.regions.append(Region(label_id=label.id, label=label, left=sug["left"], top=sug["top"],
+                                        width=sug["width"], height=sug["height"], approved=False,
+                                        source="suggested", probability=sug["probability"]))
+        s.flush()
+        return image_view(image)

@@ -124,6 +124,14 @@ def _records(s, store: Store, model: Model, dataset_ids: list[int]):
     return records, digest
 
 
+def current_data_hash(store: Store, model_id: int) -> str:
+    """The hash a version trained now would record (training data only, default evaluation)."""
+    with store.transaction() as s:
+        model = s.get(Model, model_id)
+        _, digest = _records(s, store, model, [d.id for d in model.datasets if d.kind == "training"])
+        return hashlib.sha256(json.dumps(digest).encode()).hexdigest()
+
+
 def plan_run(store: Store, run_id: int) -> Plan | None:
     with store.transaction() as s:
         run = s.get(TrainingRun, run_id)
@@ -145,7 +153,9 @@ def plan_run(store: Store, run_id: int) -> Plan | None:
         elif settings.get("weights"):
             wf = s.get(WeightFile, settings["weights"])
             init_weights, started_from = wf.path, f"weights:{wf.name}"
-        snapshot = {"train": [d[0] for d in train_digest], "evaluation": [d[0] for d in eval_digest]}
+        snapshot = {"train": [d[0] for d in train_digest], "evaluation": [d[0] for d in eval_digest],
+                    # what scheduled retraining compares to tell whether the training data changed
+                    "trainHash": hashlib.sha256(json.dumps(train_digest).encode()).hexdigest()}
         data_hash = hashlib.sha256(json.dumps([train_digest, eval_digest]).encode()).hexdigest()
         return Plan(run.id, model.id, [label.name for label in model.labels], train, evaluation, snapshot,
                     data_hash, settings, init_weights, started_from, bool(settings.get("fromDraft")))
