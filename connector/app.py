@@ -16,6 +16,7 @@ from .errors import OdError
 from .inference.cache import PredictorCache
 from .jobs.runs import RunManager
 from .jobs.scheduler import RetrainScheduler
+from .jobs.webhooks import WebhookDispatcher
 from .services.inference import predictor_loader
 from .routing import SnakeCaseResolver
 from .security import api_key_handler
@@ -64,6 +65,10 @@ def create_app(config: dict | None = None) -> connexion.FlaskApp:
     threads = config["inference"]["torch_threads"]
     context.services["predictors"] = PredictorCache(predictor_loader(store, threads),
                                                     config["inference"]["cache_size"])
+    # Before the runs: closed after them, so that events of runs stopped by a shutdown are stored first.
+    webhooks = WebhookDispatcher(store, config)
+    context.services["webhooks"] = webhooks
+    webhooks.start()
     runs = RunManager(store, config)
     context.services["runs"] = runs
     runs.start()

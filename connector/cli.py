@@ -66,6 +66,18 @@ def cmd_weights_add(args) -> int:
     return 0
 
 
+def cmd_connector_export(args) -> int:
+    """The Power Platform custom connector package as a zip (no server or store needed)."""
+    from .powerplatform import package
+    files = package.build(args.host, [args.scheme] if args.scheme else None)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(package.zip_bytes(files))
+    host = args.host or f"{package.swagger2.PLACEHOLDER_HOST} (a placeholder: set your host at import)"
+    print(f"wrote {out}: {', '.join(package.FILES)}; host {host}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="odconnect", description=__doc__)
     parser.add_argument("--config", help="YAML config file (defaults: connector/config.py)")
@@ -79,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("path")
     add.add_argument("--name", help="name to train with (default: the file name)")
     add.set_defaults(func=cmd_weights_add)
+    connector = sub.add_parser("connector", help="the Power Platform custom connector").add_subparsers(
+        dest="action", required=True)
+    export = connector.add_parser("export", help="write the connector package (swagger, properties, icon, readme) as a zip")
+    export.add_argument("--out", default="odconnect-connector.zip", help="zip to write (default: %(default)s)")
+    export.add_argument("--host", help="your server's host[:port] (default: a placeholder to set at import)")
+    export.add_argument("--scheme", choices=["https", "http"], help="scheme the connector calls (default: https)")
+    export.set_defaults(func=cmd_connector_export)
     return parser
 
 

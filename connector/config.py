@@ -49,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
         "max_imbalance_ratio": 2.0,
     },
     "training": {
+        # Runs queue and train one at a time per server process (detectron2 keeps training
+        # state process-wide); more workers are accepted but not used in parallel.
         "workers": 1,
         "default_preset": "fast",
         "default_budget_minutes": 10,
@@ -69,6 +71,22 @@ DEFAULTS: dict[str, Any] = {
         "torch_threads": 2,
         "default_threshold": 0.5,
         "max_batch": 16,
+    },
+    "webhooks": {
+        # Deliveries wait in the store and are retried: attempt n waits
+        # backoff_base_seconds * 2**(n-1) (at most backoff_max_seconds); after
+        # max_attempts the delivery is marked failed.
+        "enabled": True,
+        "max_attempts": 8,
+        "backoff_base_seconds": 5.0,
+        "backoff_max_seconds": 3600.0,
+        "timeout_seconds": 10.0,
+        # How often the dispatcher looks for due deliveries (an emit also wakes it).
+        "poll_seconds": 2.0,
+        "workers": 2,
+        # A delivery being sent is leased this long; a crash mid-send retries it after.
+        "lease_seconds": 120.0,
+        "signature_header": "X-Odconnect-Signature",
     },
 }
 

@@ -179,3 +179,31 @@ class Schedule(Base):
     last_fired_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     last_outcome: Mapped[str] = mapped_column(String(512), default="")
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class WebhookSubscription(Base):
+    """A webhook (a Power Automate trigger): events of one kind, optionally of one model, POSTed to a URL."""
+    __tablename__ = "webhook_subscriptions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event: Mapped[str] = mapped_column(String(32), index=True)  # trainingRunFinished | versionPublished
+    model_id: Mapped[Optional[int]] = mapped_column(ForeignKey("models.id"))  # None: every model
+    callback_url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(256))  # HMAC-SHA256 key of X-Odconnect-Signature
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    deleted_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)  # unsubscribed; deliveries kept
+
+
+class WebhookDelivery(Base):
+    """One event for one subscription: persisted when emitted, sent (and retried) by the dispatcher."""
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id"), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime, default=utcnow)
+    last_error: Mapped[str] = mapped_column(String(2048), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    delivered_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    __table_args__ = (Index("ix_webhook_delivery_due", "status", "next_attempt_at"),)

@@ -8,6 +8,8 @@ import time
 import zipfile
 
 import numpy as np
+import torch
+from pathlib import Path
 import pytest
 from PIL import Image
 
@@ -180,3 +182,27 @@ def test_export_zip_holds_config_weights_and_labels(trained):
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
     names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
     assert {"config.yaml", "model_final.pth"} <= set(names)
+
+
+def test_torchscript_export_matches_the_predictor(trained):
+    api, m = trained
+    r = api.get(f"/models/{m['id']}/versions/1/export", params={"format": "torchscript"})
+    assert r.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(r.content))
+    assert "model.ts" in archive.namelist()
+    traced = torch.jit.load(io.BytesIO(archive.read("model.ts")))
+    folder = Path(api.app.odconnect.store.artifacts_root) / f"model-{m['id']}" / "v1"
+    predictor = api.app.odconnect.services["predictors"].get(
+        api.get(f"/models/{m['id']}/versions/1").json()["id"])
+    image = Image.open(io.BytesIO(shapes_image(4)[0])).convert("RGB").resize((128, 128))
+    chw = torch.as_tensor(np.asarray(image).copy()).permute(2, 0, 1).float()
+    if predictor.cfg.INPUT.FORMAT == "BGR":
+        chw = chw.flip(0)
+    boxes, classes, scores, _ = traced(chw)
+    expected = predictor.predict(image, min_score=0.0)
+    assert len(expected) == len(scores) > 0
+    assert torch.allclose(scores, torch.tensor([d.score for d in expected]), atol=1e-4)
+    assert (folder / "model.ts").exists()  # traced once, kept beside the weights
+    # the plain export does not carry the large traced file
+    plain = zipfile.ZipFile(io.BytesIO(api.get(f"/models/{m['id']}/versions/1/export").content))
+    assert "model.ts" not in plain.namelist()

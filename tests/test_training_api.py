@@ -224,3 +224,9 @@ def test_weights_file_added_from_disk_is_used_and_reported(tapi, tmp_path):
 def test_presets_are_listed(tapi):
     names = [p["name"] for p in tapi.get("/presets").json()]
     assert {"fast", "balanced", "scratch", "accurate"} <= set(names)
+
+
+def test_accurate_preset_needs_a_weights_file(tapi):
+    m = shapes_model(tapi, n=6)
+    r = tapi.post(f"/models/{m['id']}/train", json={"preset": "accurate"})
+    assert r.status_code == 400 and "odconnect weights add" in r.json()["detail"]

@@ -103,15 +103,19 @@ def unpublish_model(model_id):
     return svc.unpublish(ctx().store, model_id)
 
 
-def export_version(model_id, version, format="detectron2"):
+def export_version(model_id, version, format_="detectron2"):  # connexion renames `format`
     c = ctx()
     target = svc.resolve(c.store, model_id, version, "lastTrained")
     from ..services.versions import artifact_dir
     folder = Path(artifact_dir(c.store, target.version_id))
+    if format_ == "torchscript":
+        from ..inference.export import export_torchscript
+        export_torchscript(folder)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(folder.iterdir()):
-            if path.is_file():
+            # the traced model goes out only when asked for: it is large
+            if path.is_file() and (format_ == "torchscript" or path.suffix != ".ts"):
                 zf.write(path, path.name)
     filename = f"{target.model_name}-v{target.version_number}.zip".replace('"', "")
     return Response(buf.getvalue(), mimetype="application/zip",

@@ -27,7 +27,12 @@ class CancelSignal(threading.Event):
 class RunManager:
     def __init__(self, store: Store, config: dict):
         self.store, self.config = store, config
-        self.pool = ThreadPoolExecutor(max_workers=config["training"]["workers"], thread_name_prefix="train")
+        workers = config["training"]["workers"]
+        if workers != 1:
+            # detectron2 keeps its training event storage and the seeded RNGs process-wide:
+            # two runs in one process would corrupt each other's metrics and reproducibility.
+            log.warning("training.workers=%s: runs share one process, so they train one at a time", workers)
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="train")
         self.cancel_events: dict[int, CancelSignal] = {}
         self.futures: dict[int, Future] = {}
         self.lock = threading.Lock()

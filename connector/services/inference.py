@@ -16,6 +16,7 @@ from model_store.schema import Model, Version
 
 from ..errors import Conflict, Invalid
 from ..imaging import check_image, load_rgb
+from . import webhooks
 from .catalog import get_model
 from .versions import get_version
 
@@ -120,6 +121,7 @@ def publish(store: Store, cache, model_ref, version_ref) -> dict:
         model = s.get(Model, target.model_id)
         previous = model.published_version_id
         model.published_version_id = target.version_id
+    webhooks.emit_version_published(store, target.model_id, target.version_id, previous)  # never raises
     return {"modelId": target.model_id, "published": target.version_number,
             "previousVersionId": previous, "versionId": target.version_id}
 

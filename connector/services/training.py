@@ -26,6 +26,7 @@ from model_store.schema import (ACTIVE_RUN_STATES, Draft, Image, Model, Training
 from ..errors import Conflict, Invalid, NotFound
 from ..views import run_view
 from . import versions as versions_svc
+from . import webhooks
 from .catalog import get_model
 from .data_check import data_check, require_trainable
 
@@ -35,6 +36,11 @@ log = logging.getLogger("odconnect.training")
 def preset_names() -> list[str]:
     from ..training.presets import PRESETS
     return list(PRESETS)
+
+
+def preset_needs_weights(preset: str) -> bool:
+    from ..training.presets import build_cfg
+    return bool(build_cfg(preset, 1, "cpu").ODCONNECT.REQUIRES_INIT_WEIGHTS)
 
 
 def run_location(model_id: int, run_id: int) -> str:
@@ -61,6 +67,9 @@ def start_training(store: Store, config: dict, model_ref, body: dict | None, tri
         if draft is not None and base_ref is None:
             settings.update(draft.settings)
         settings.update(versions_svc.check_settings(s, model, body, tcfg, preset_names()))
+        if preset_needs_weights(settings["preset"]) and not settings.get("weights") and not warm_start:
+            raise Invalid(f"the {settings['preset']!r} preset starts from a detectron2 model-zoo file: add one with "
+                          "`odconnect weights add PATH` and train with \"weights\": NAME")
         active = s.scalar(select(TrainingRun).where(TrainingRun.model_id == model.id,
                                                     TrainingRun.status.in_(ACTIVE_RUN_STATES)))
         if active is not None:
@@ -232,6 +241,7 @@ def _finish(store: Store, run_id: int, status: str, reason: str = "") -> None:
     with store.transaction() as s:
         run = s.get(TrainingRun, run_id)
         run.status, run.reason, run.finished_at = status, reason[:2000], utcnow()
+    webhooks.emit_run_finished(store, run_id)  # after the commit; never raises
 
 
 def api_metrics(metrics: dict, plan: Plan, advised_images: int) -> dict:
@@ -283,6 +293,7 @@ def _record_version(store: Store, plan: Plan, result, tmp_dir: Path, advised_ima
         except BaseException:
             os.replace(final_dir, tmp_dir)  # undo the rename so nothing half-made stays
             raise
+    webhooks.emit_run_finished(store, plan.run_id)  # after the commit; never raises
 
 
 # --- reading, canceling, recovering ---------------------------------------------------------
@@ -319,18 +330,25 @@ def request_cancel(store: Store, model_ref, run_id: int) -> tuple[dict, bool]:
             raise Conflict(f"run {run_id} already {run.status}")
         if run.status == "queued":
             run.status, run.reason, run.finished_at = "canceled", "canceled before it started", utcnow()
-            return run_view(run), False
-        return run_view(run), True
+            view = run_view(run)
+        else:
+            return run_view(run), True
+    webhooks.emit_run_finished(store, run_id)
+    return view, False
 
 
 def recover(store: Store) -> list[int]:
     """After a restart: runs that were training are failed; queued runs are returned to be queued again."""
     with store.transaction() as s:
+        failed = []
         for run in s.scalars(select(TrainingRun).where(TrainingRun.status == "training")):
             run.status, run.finished_at = "failed", utcnow()
             run.reason = "the server stopped while this run was training; start it again"
+            failed.append(run.id)
         queued = [r.id for r in s.scalars(select(TrainingRun).where(TrainingRun.status == "queued")
                                           .order_by(TrainingRun.id))]
+    for run_id in failed:
+        webhooks.emit_run_finished(store, run_id)
     for stale in store.artifacts_root.glob(".run-*"):
         shutil.rmtree(stale, ignore_errors=True)
     return queued

@@ -1,0 +1,127 @@
+"""Load a trained version (config.yaml + weights) and predict boxes on PIL images."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import detectron2.data.transforms as T
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import CfgNode, get_cfg
+from detectron2.modeling import build_model
+
+__all__ = ["Detection", "Predictor", "load_cfg"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Detection:
+    label_index: int
+    score: float
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+def _register_custom_backbones() -> None:
+    """Import modules that register backbones with detectron2 (absent ones are fine)."""
+    try:
+        import connector.training.backbones.efficientnet_lite  # noqa: F401
+    except ImportError:
+        pass
+
+
+def load_cfg(config_path: str | Path) -> CfgNode:
+    """The cfg dumped by training (full tree, incl. custom keys such as ODCONNECT)."""
+    cfg = get_cfg()
+    cfg.set_new_allowed(True)
+    cfg.merge_from_file(str(config_path))
+    return cfg
+
+
+class Predictor:
+    """Thread-safe predictor of one trained version.
+
+    ``num_threads`` calls ``torch.set_num_threads`` (a process-wide setting). Detections scoring
+    below the model's own test threshold (``*.SCORE_THRESH_TEST``, 0.05 by default) never reach
+    ``predict``'s ``min_score`` filter.
+    """
+
+    def __init__(self, config_path: str | Path, weights_path: str | Path, device: str | None = None,
+                 num_threads: int | None = None) -> None:
+        if num_threads:
+            torch.set_num_threads(int(num_threads))
+        cfg = load_cfg(config_path)
+        if device is not None:
+            cfg.MODEL.DEVICE = device
+        elif cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
+            cfg.MODEL.DEVICE = "cpu"
+        _disable_pretrained_loading(cfg)
+        _register_custom_backbones()
+        model = build_model(cfg)
+        DetectionCheckpointer(model).load(str(weights_path), checkpointables=[])
+        self._setup(cfg, model)
+
+    @classmethod
+    def from_model(cls, cfg: CfgNode, model: torch.nn.Module) -> "Predictor":
+        """Wrap an in-memory model (used for the evaluation right after training)."""
+        self = cls.__new__(cls)
+        self._setup(cfg, model)
+        return self
+
+    def _setup(self, cfg: CfgNode, model: torch.nn.Module) -> None:
+        self.cfg = cfg
+        self.model = model.eval()
+        self.device = torch.device(cfg.MODEL.DEVICE)
+        self.input_format = cfg.INPUT.FORMAT
+        self._resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
+        self._labels = list(cfg.ODCONNECT.LABELS) if "ODCONNECT" in cfg else []
+        self._lock = threading.Lock()
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self._labels)
+
+    def predict_array(self, rgb: np.ndarray, min_score: float = 0.05) -> list[Detection]:
+        """Detections on an HxWx3 uint8 RGB array, highest score first."""
+        h, w = rgb.shape[:2]
+        image = self._resize.get_transform(rgb).apply_image(rgb)
+        if self.input_format == "BGR":
+            image = image[:, :, ::-1]
+        tensor = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)).astype("float32"))
+        with self._lock, torch.inference_mode():
+            out = self.model([{"image": tensor.to(self.device), "height": h, "width": w}])[0]
+        inst = out["instances"].to("cpu")
+        boxes = inst.pred_boxes.tensor.numpy().tolist()
+        scores = inst.scores.numpy().tolist()
+        classes = inst.pred_classes.numpy().tolist()
+        dets = [Detection(int(c), float(s), *map(float, b))
+                for b, s, c in zip(boxes, scores, classes) if s >= min_score]
+        dets.sort(key=lambda d: -d.score)
+        return dets
+
+    def predict(self, image: Image.Image, min_score: float = 0.05) -> list[Detection]:
+        """Detections on a PIL image (converted to RGB if needed), absolute pixel boxes."""
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        return self.predict_array(np.asarray(image), min_score)
+
+    def warm_up(self) -> None:
+        size = int(self.cfg.INPUT.MIN_SIZE_TEST)
+        self.predict_array(np.zeros((size, size, 3), dtype=np.uint8))
+
+
+def _disable_pretrained_loading(cfg: CfgNode) -> None:
+    """The weights file holds every parameter: don't let a backbone builder load ImageNet
+    weights again (EfficientNet-Lite reads MODEL.EFFNET.PRETRAINED)."""
+    cfg.MODEL.WEIGHTS = ""
+    if "EFFNET" in cfg.MODEL:
+        cfg.MODEL.EFFNET.PRETRAINED = False

@@ -1,0 +1,286 @@
+"""Public entry of the training library: request/result dataclasses, ``train()`` and
+``split_held_out()``. Called by the service in a worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from detectron2.config import CfgNode
+from detectron2.engine.train_loop import HookBase
+from detectron2.utils.env import seed_all_rng
+
+from connector.training.dataset import load_rgb, records_to_dicts
+from connector.training.evaluation import evaluate
+from connector.training.hooks import Canceled, Clock
+from connector.training.presets import build_cfg
+
+__all__ = ["ImageRecord", "TrainRequest", "TrainResult", "Canceled", "train", "split_held_out",
+           "WEIGHTS_NAME", "CONFIG_NAME"]
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_NAME = "model_final.pth"
+CONFIG_NAME = "config.yaml"
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    image_id: int
+    path: str  # read with PIL, converted to RGB, EXIF-transposed
+    width: int
+    height: int
+    boxes: tuple[tuple[int, float, float, float, float], ...]  # (label_index, x, y, w, h) pixels
+
+
+@dataclass
+class TrainRequest:
+    labels: list[str]
+    train: list[ImageRecord]
+    output_dir: Path
+    evaluation: list[ImageRecord] | None = None  # None => split_held_out(train)
+    preset: str = "fast"
+    budget_seconds: float | None = None  # training time (model set-up included, final eval excluded)
+    max_iter: int | None = None
+    seed: int = 0
+    init_weights: str | None = None
+    device: str | None = None
+    overrides: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    weights_path: Path
+    config_path: Path
+    metrics: dict
+    iterations: int
+    stopped_by: str  # "max_iter" | "budget"
+    started_from: str  # "scratch" | "imagenet:<file>" | "weights:<file>"
+    duration_s: float  # whole call: set-up, training and final evaluation
+    eval_image_ids: list[int]
+
+
+# --------------------------------------------------------------------------- held-out split
+
+
+def _rank(seed: int, image_id: int) -> str:
+    return hashlib.sha1(f"{seed}:{image_id}".encode()).hexdigest()
+
+
+def split_held_out(records: list[ImageRecord], n_labels: int, fraction: float = 0.2,
+                   seed: int = 0) -> tuple[list[ImageRecord], list[ImageRecord]]:
+    """(train, held_out), deterministic by image id (and seed), each in input order.
+
+    Every label that has >= 2 images gets at least one image in each part (best effort when
+    images carry several labels); an image holding a label's only example stays in training.
+    About ``fraction`` of the images are held out, more if needed to cover the labels.
+    """
+    order = sorted(records, key=lambda r: _rank(seed, r.image_id))
+    labels_of = {r.image_id: {b[0] for b in r.boxes} for r in records}
+    train_count = [0] * n_labels
+    for r in records:
+        for k in labels_of[r.image_id]:
+            if 0 <= k < n_labels:
+                train_count[k] += 1
+    total = list(train_count)
+    held: set[int] = set()
+
+    def take(r: ImageRecord) -> bool:
+        ks = [k for k in labels_of[r.image_id] if 0 <= k < n_labels]
+        if r.image_id in held or any(train_count[k] < 2 for k in ks):
+            return False
+        held.add(r.image_id)
+        for k in ks:
+            train_count[k] -= 1
+        return True
+
+    def covered(k: int) -> bool:
+        return any(k in labels_of[i] for i in held)
+
+    # 1. cover the labels, rarest first
+    for k in sorted(range(n_labels), key=lambda k: (total[k], k)):
+        if total[k] >= 2 and not covered(k):
+            for r in order:
+                if k in labels_of[r.image_id] and take(r):
+                    break
+    # 2. fill up to the fraction
+    target = int(round(fraction * len(records))) if len(records) >= 2 else 0
+    for r in order:
+        if len(held) >= target:
+            break
+        take(r)
+    return [r for r in records if r.image_id not in held], [r for r in records if r.image_id in held]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _apply_overrides(cfg: CfgNode, overrides: dict[str, object]) -> None:
+    flat: list[object] = []
+    for key, value in overrides.items():
+        node = cfg
+        *parents, leaf = key.split(".")
+        for p in parents:
+            if p not in node:
+                raise ValueError(f"unknown config key {key!r}")
+            node = node[p]
+        if leaf not in node:
+            raise ValueError(f"unknown config key {key!r}")
+        old = node[leaf]
+        if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        flat += [key, value]
+    cfg.merge_from_list(flat)
+
+
+def _write_tmp(path: Path, write: Callable[[Path], None], created: list[Path]) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    created.append(tmp)
+    write(tmp)
+    return tmp
+
+
+def _imagenet_file(cfg: CfgNode) -> str | None:
+    """File name of the ImageNet weights a pretrained backbone loads when built, if any."""
+    if "EFFNET" not in cfg.MODEL or not cfg.MODEL.EFFNET.PRETRAINED:
+        return None
+    from connector.training.backbones.efficientnet_lite import pretrained_weights_description
+
+    desc = pretrained_weights_description(cfg)  # "imagenet:<file>" or "local:<file>"
+    return desc.split(":", 1)[1] if ":" in desc else desc
+
+
+def _cleanup(paths: Sequence[Path], output_dir: Path, created_dir: bool) -> None:
+    for p in paths:
+        try:
+            p.unlink(missing_ok=True)
+        except OSError:
+            logger.warning("could not remove %s", p)
+    if created_dir:
+        try:
+            output_dir.rmdir()
+        except OSError:
+            pass
+
+
+def _check(request: TrainRequest) -> None:
+    if not request.labels:
+        raise ValueError("labels must not be empty")
+    n = len(request.labels)
+    for r in list(request.train) + list(request.evaluation or []):
+        for b in r.boxes:
+            if not 0 <= int(b[0]) < n:
+                raise ValueError(f"image {r.image_id}: label index {b[0]} out of range 0..{n - 1}")
+    if not any(r.boxes for r in request.train):
+        raise ValueError("no boxes in the training images")
+
+
+# --------------------------------------------------------------------------- train
+
+
+def train(request: TrainRequest, progress: Callable[[dict], None] | None = None,
+          cancel: threading.Event | None = None, *, extra_hooks: Sequence[HookBase] = (),
+          clock: Clock | None = None) -> TrainResult:
+    """Train a detector, evaluate it and write ``model_final.pth`` + ``config.yaml``.
+
+    Raises :class:`Canceled` (leaving nothing behind in ``output_dir``) when ``cancel`` is set.
+    ``extra_hooks``/``clock`` are for benchmarks (snapshot evaluation with a paused clock).
+    """
+    from connector.training.trainer import DetectionTrainer  # heavy import, keep api light
+
+    t_start = time.perf_counter()
+    clock = clock or Clock()
+    clock.start()
+    _check(request)
+    device = request.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    if request.evaluation is None:
+        train_records, eval_records = split_held_out(request.train, len(request.labels), seed=request.seed)
+    else:
+        train_records, eval_records = list(request.train), list(request.evaluation)
+
+    cfg = build_cfg(request.preset, len(request.labels), device)
+    cfg.ODCONNECT.LABELS = list(request.labels)
+    cfg.SEED = int(request.seed)
+    if request.max_iter is not None:
+        cfg.SOLVER.MAX_ITER = int(request.max_iter)
+    _apply_overrides(cfg, dict(request.overrides))
+    if cfg.ODCONNECT.REQUIRES_INIT_WEIGHTS and not request.init_weights:
+        raise ValueError(f"preset {request.preset!r} needs init_weights (a model-zoo checkpoint file)")
+    if request.init_weights:
+        started_from = f"weights:{Path(request.init_weights).name}"
+    elif (name := _imagenet_file(cfg)) is not None:
+        started_from = f"imagenet:{name}"
+    else:
+        started_from = "scratch"
+    cfg.ODCONNECT.STARTED_FROM = started_from
+
+    output_dir = Path(request.output_dir)
+    created_dir = not output_dir.exists()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    created: list[Path] = []
+    try:
+        seed_all_rng(cfg.SEED)
+        trainer = DetectionTrainer(cfg, records_to_dicts(train_records), clock=clock,
+                                   budget_s=request.budget_seconds, progress=progress, cancel=cancel,
+                                   extra_hooks=extra_hooks)
+        if request.init_weights:
+            trainer.load_weights(request.init_weights)
+        trainer.train()
+        model, iterations, stopped_by = trainer.model, trainer.iter, trainer.stopped_by
+        del trainer
+
+        with clock.paused():
+            metrics = evaluate_model(cfg, model, eval_records, request.labels, cancel)
+            cfg.MODEL.WEIGHTS = ""  # the predictor loads weights_path explicitly
+            weights_path, config_path = output_dir / WEIGHTS_NAME, output_dir / CONFIG_NAME
+            state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            tmp_w = _write_tmp(weights_path, lambda p: torch.save({"model": state}, p), created)
+            tmp_c = _write_tmp(config_path, lambda p: p.write_text(cfg.dump()), created)
+            if cancel is not None and cancel.is_set():
+                raise Canceled("training canceled")
+            os.replace(tmp_w, weights_path)
+            created.append(weights_path)  # removed again should the config fail to land
+            os.replace(tmp_c, config_path)
+    except BaseException:
+        _cleanup(created, output_dir, created_dir)
+        raise
+    return TrainResult(
+        weights_path=weights_path, config_path=config_path, metrics=metrics,
+        iterations=iterations, stopped_by=stopped_by, started_from=started_from,
+        duration_s=time.perf_counter() - t_start, eval_image_ids=[r.image_id for r in eval_records],
+    )
+
+
+def evaluate_model(cfg: CfgNode, model: torch.nn.Module, records: Sequence[ImageRecord],
+                   labels: Sequence[str], cancel: threading.Event | None = None) -> dict:
+    """Metrics of an in-memory model on ``records``, predicted exactly as the Predictor does."""
+    from connector.inference.predictor import Detection, Predictor
+
+    was_training = model.training
+    predictor = Predictor.from_model(cfg, model)  # puts the model in eval mode
+
+    def predict_fn(r: ImageRecord) -> list[Detection]:
+        if cancel is not None and cancel.is_set():
+            raise Canceled("training canceled")
+        rgb = load_rgb(r.path)
+        dets = predictor.predict_array(rgb, min_score=0.0)
+        h, w = rgb.shape[:2]
+        if (h, w) != (r.height, r.width):  # boxes back into the record's coordinates
+            sx, sy = r.width / w, r.height / h
+            dets = [Detection(d.label_index, d.score, d.x0 * sx, d.y0 * sy, d.x1 * sx, d.y1 * sy)
+                    for d in dets]
+        return dets
+
+    try:
+        return evaluate(predict_fn, records, labels)
+    finally:
+        model.train(was_training)

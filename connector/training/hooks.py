@@ -1,0 +1,248 @@
+"""Training hooks, one ``HookBase`` per concern.
+
+- :class:`CancelHook`: a ``threading.Event`` -> raises :class:`Canceled` at the next step boundary.
+- :class:`BudgetHook`: asks the trainer to stop cleanly before the time budget runs out.
+- :class:`LRScheduleHook`: linear warm-up + cosine decay; with a budget, the cosine is planned
+  over the iterations the budget is predicted to allow, so short budgets still end at a low LR.
+- :class:`GradClipHook`: clips the gradient norm of the whole model (detectron2's own
+  ``SOLVER.CLIP_GRADIENTS`` only clips per parameter; we use CLIP_TYPE "full_model" for this).
+- :class:`ProgressHook`: calls a callback with iteration, max_iter, elapsed, eta and loss.
+
+All time-based hooks read one :class:`Clock`, which can be paused (e.g. while a benchmark
+evaluates a snapshot), so paused time counts neither against the budget nor in ``elapsed_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import torch
+from detectron2.engine.train_loop import HookBase
+
+__all__ = ["Canceled", "Clock", "CancelHook", "BudgetHook", "LRScheduleHook", "GradClipHook", "ProgressHook",
+           "lr_factor"]
+
+logger = logging.getLogger(__name__)
+
+
+class Canceled(Exception):
+    """Training was canceled through the ``cancel`` event."""
+
+
+class Clock:
+    """Monotonic stopwatch that can be paused."""
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self._paused_total = 0.0
+        self._paused_at: float | None = None
+
+    def start(self) -> None:
+        if self._start is None:
+            self._start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        if self._start is None:
+            return 0.0
+        now = self._paused_at if self._paused_at is not None else time.perf_counter()
+        return now - self._start - self._paused_total
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        if self._paused_at is not None:  # nested: already paused
+            yield
+            return
+        self._paused_at = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._paused_total += time.perf_counter() - self._paused_at
+            self._paused_at = None
+
+
+class _StepTimer:
+    """Exponential moving average of the step duration (by the clock)."""
+
+    def __init__(self, clock: Clock, alpha: float = 0.2) -> None:
+        self.clock, self.alpha = clock, alpha
+        self.avg: float | None = None
+        self.samples = 0
+        self._last: float | None = None
+
+    def mark(self) -> None:
+        now = self.clock.elapsed()
+        if self._last is not None:
+            dt = now - self._last
+            self.avg = dt if self.avg is None else self.alpha * dt + (1 - self.alpha) * self.avg
+            self.samples += 1
+        self._last = now
+
+
+class CancelHook(HookBase):
+    """Checks the event at every step boundary and, through forward pre-hooks on the model's
+    convolutions, inside the forward pass too (slow CPU steps would otherwise delay a cancel by
+    a whole iteration)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+        self._handles: list = []
+
+    def _check(self, *_args) -> None:
+        if self.event.is_set():
+            raise Canceled("training canceled")
+
+    def before_train(self) -> None:
+        self._check()
+        model = getattr(self.trainer, "model", None)
+        if model is not None:
+            self._handles = [m.register_forward_pre_hook(self._check)
+                             for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+
+    def after_train(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def before_step(self) -> None:
+        self._check()
+
+    def after_step(self) -> None:
+        self._check()
+
+
+class BudgetHook(HookBase):
+    """Stop (``trainer.request_stop("budget")``) when the next step would overrun the budget.
+
+    Always lets at least one step run. The clock starts in ``before_train`` unless already
+    started (the API starts it before building the model, so model set-up counts too).
+    """
+
+    def __init__(self, clock: Clock, budget_s: float) -> None:
+        self.clock, self.budget_s = clock, float(budget_s)
+        self._timer = _StepTimer(clock)
+
+    def before_train(self) -> None:
+        self.clock.start()
+        self._timer.mark()
+
+    def after_step(self) -> None:
+        self._timer.mark()
+        next_step = self._timer.avg or 0.0
+        if self.clock.elapsed() + next_step > self.budget_s:
+            self.trainer.request_stop("budget")
+
+
+def lr_factor(it: int, total: int, warmup_iters: int, warmup_factor: float, final_factor: float) -> float:
+    """Multiplier of the base LR at iteration ``it`` of ``total``: linear warm-up, cosine decay."""
+    p = min(max(it / max(total, 1), 0.0), 1.0)
+    f = final_factor + (1.0 - final_factor) * 0.5 * (1.0 + math.cos(math.pi * p))
+    warmup_iters = min(warmup_iters, max(total // 3, 1))  # short runs: keep most of them useful
+    if it < warmup_iters:
+        alpha = it / warmup_iters
+        f *= warmup_factor * (1.0 - alpha) + alpha
+    return f
+
+
+class LRScheduleHook(HookBase):
+    def __init__(self, optimizer, max_iter: int, warmup_iters: int, warmup_factor: float,
+                 final_factor: float, clock: Clock | None = None, budget_s: float | None = None) -> None:
+        self.optimizer = optimizer
+        self.max_iter = int(max_iter)
+        self.warmup_iters = int(warmup_iters)
+        self.warmup_factor, self.final_factor = warmup_factor, final_factor
+        self.clock, self.budget_s = clock, budget_s
+        self._timer = _StepTimer(clock) if clock is not None else None
+        self._base_lrs: list[float] = []
+        self.planned_iter = self.max_iter
+
+    def before_train(self) -> None:
+        self._base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        if self._timer is not None:
+            self._timer.mark()
+
+    def _plan(self, it: int) -> int:
+        if self.budget_s is None or self._timer is None or self._timer.samples < 5:
+            return self.max_iter
+        remaining = self.budget_s - self.clock.elapsed()
+        predicted = it + int(remaining / max(self._timer.avg, 1e-6))
+        return max(it + 1, min(self.max_iter, predicted))
+
+    def before_step(self) -> None:
+        it = self.trainer.iter
+        self.planned_iter = self._plan(it)
+        f = lr_factor(it, self.planned_iter, self.warmup_iters, self.warmup_factor, self.final_factor)
+        for g, base in zip(self.optimizer.param_groups, self._base_lrs):
+            g["lr"] = base * f
+        self.trainer.storage.put_scalar("lr", self._base_lrs[0] * f, smoothing_hint=False)
+
+    def after_step(self) -> None:
+        if self._timer is not None:
+            self._timer.mark()
+
+
+class GradClipHook(HookBase):
+    def __init__(self, model: torch.nn.Module, max_norm: float, norm_type: float = 2.0) -> None:
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.max_norm, self.norm_type = float(max_norm), float(norm_type)
+
+    def after_backward(self) -> None:
+        norm = torch.nn.utils.clip_grad_norm_(self.params, self.max_norm, self.norm_type)
+        self.trainer.storage.put_scalar("grad_norm", float(norm), smoothing_hint=False)
+
+
+class ProgressHook(HookBase):
+    """Calls ``callback({"iteration", "max_iter", "elapsed_s", "eta_s", "loss"})`` at most once per
+    ``min_interval`` seconds, and once more when training ends normally (max_iter or budget).
+
+    ``iteration`` counts completed iterations. ``loss`` is the latest total loss. Errors raised
+    by the callback are logged, not propagated: a flaky progress sink must not kill a run.
+    """
+
+    def __init__(self, clock: Clock, callback: Callable[[dict], None], max_iter: int,
+                 budget_s: float | None = None, min_interval: float = 1.0) -> None:
+        self.clock, self.callback, self.max_iter = clock, callback, int(max_iter)
+        self.budget_s, self.min_interval = budget_s, min_interval
+        self._last_emit = -math.inf
+        self._start_iter = 0
+        self._start_elapsed = 0.0
+
+    def before_train(self) -> None:
+        self.clock.start()
+        self._start_iter = self.trainer.iter
+        self._start_elapsed = self.clock.elapsed()
+
+    def _emit(self, done: int, final: bool) -> None:
+        elapsed = self.clock.elapsed()
+        eta: float | None = None
+        if final:
+            eta = 0.0
+        elif done > self._start_iter:
+            per_iter = (elapsed - self._start_elapsed) / (done - self._start_iter)
+            eta = per_iter * (self.max_iter - done)
+            if self.budget_s is not None:
+                eta = min(eta, max(self.budget_s - elapsed, 0.0))
+        loss = None
+        hist = self.trainer.storage.histories().get("total_loss")
+        if hist is not None and len(hist.values()):
+            loss = float(hist.latest())
+        payload = {"iteration": int(done), "max_iter": self.max_iter, "elapsed_s": round(elapsed, 3),
+                   "eta_s": None if eta is None else round(eta, 3), "loss": loss}
+        try:
+            self.callback(payload)
+        except Exception:  # noqa: BLE001 - see class docstring
+            logger.exception("progress callback failed")
+
+    def after_step(self) -> None:
+        now = time.perf_counter()
+        if now - self._last_emit >= self.min_interval:
+            self._last_emit = now
+            self._emit(self.trainer.iter + 1, final=False)
+
+    def after_train(self) -> None:
+        if getattr(self.trainer, "stopped_by", None) is not None:
+            self._emit(self.trainer.iter, final=True)

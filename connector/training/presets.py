@@ -1,0 +1,188 @@
+"""Every training preset in one config tree.
+
+Like detectron2's ``config/defaults.py``: one function, :func:`build_cfg`, builds the full
+detectron2 ``CfgNode`` for a preset name; everything a run needs (model, input sizes,
+augmentation, solver, our own ``ODCONNECT`` keys) lives in that tree and is dumped beside the
+weights, so the predictor can rebuild the model from the YAML alone.
+
+Base configs come from detectron2's packaged model-zoo YAMLs (they ship inside the wheel; no
+download). ``MODEL.WEIGHTS`` is always cleared: initial weights are either the packaged
+ImageNet backbone (``fast``/``balanced``, loaded by the backbone builder) or an explicit
+``init_weights`` file given to :func:`connector.training.api.train`.
+"""
+
+from __future__ import annotations
+
+from detectron2 import model_zoo
+from detectron2.config import CfgNode, get_cfg
+
+__all__ = ["PRESETS", "build_cfg", "add_odconnect_config"]
+
+#: preset name -> one-line description (shown to users by the service)
+PRESETS: dict[str, str] = {
+    "fast": "RetinaNet on an ImageNet-pretrained EfficientNet-Lite0 FPN; quickest useful model on CPU",
+    "balanced": "Faster R-CNN on an ImageNet-pretrained EfficientNet-Lite0 FPN; slower, often more precise",
+    "scratch": "RetinaNet ResNet-18 FPN trained from random init (no pretrained weights); needs long budgets",
+    "accurate": "Faster R-CNN ResNet-50 FPN (model zoo); needs init_weights (a model-zoo file); slow on CPU",
+}
+
+_RETINANET_BASE = "COCO-Detection/retinanet_R_50_FPN_1x.yaml"
+_FASTER_RCNN_BASE = "COCO-Detection/faster_rcnn_R_50_FPN_3x.yaml"
+
+# Per-channel ImageNet statistics in BGR order (detectron2's convention for INPUT.FORMAT "BGR").
+_IMAGENET_MEAN_BGR = [103.530, 116.280, 123.675]
+_IMAGENET_STD_BGR = [57.375, 57.120, 58.395]
+
+
+def add_odconnect_config(cfg: CfgNode) -> None:
+    """Add our own keys (``cfg.ODCONNECT``) with their defaults."""
+    cfg.ODCONNECT = CfgNode()
+    cfg.ODCONNECT.PRESET = ""
+    cfg.ODCONNECT.LABELS = []  # label_index -> name; filled by train(), read by the Predictor
+    cfg.ODCONNECT.STARTED_FROM = ""  # filled by train(): "scratch" | "imagenet:<f>" | "weights:<f>"
+    # The preset is only sensible when started from a checkpoint (train(init_weights=...)).
+    cfg.ODCONNECT.REQUIRES_INIT_WEIGHTS = False
+    # Photometric augmentation (detectron2.data.transforms), ranges of the random factor;
+    # an empty/(1, 1) range disables it. Flip and scale jitter use the stock
+    # INPUT.RANDOM_FLIP and INPUT.MIN_SIZE_TRAIN(+_SAMPLING) keys.
+    cfg.ODCONNECT.AUG = CfgNode()
+    cfg.ODCONNECT.AUG.BRIGHTNESS = (0.75, 1.25)
+    cfg.ODCONNECT.AUG.CONTRAST = (0.75, 1.25)
+    cfg.ODCONNECT.AUG.SATURATION = (0.7, 1.3)
+    # LR schedule: warm-up then cosine to BASE_LR * FINAL_LR_FACTOR. With a time budget the
+    # cosine is planned over the iterations the budget is predicted to allow (see hooks.py).
+    cfg.ODCONNECT.FINAL_LR_FACTOR = 0.05
+
+
+def _from_zoo(path: str) -> CfgNode:
+    cfg = get_cfg()
+    add_odconnect_config(cfg)
+    cfg.merge_from_file(model_zoo.get_config_file(path))
+    cfg.MODEL.WEIGHTS = ""  # never download; see module docstring
+    cfg.DATASETS.TRAIN = ()
+    cfg.DATASETS.TEST = ()
+    return cfg
+
+
+def _common(cfg: CfgNode, preset: str, num_classes: int, device: str) -> None:
+    cfg.ODCONNECT.PRESET = preset
+    cfg.MODEL.DEVICE = device
+    cfg.MODEL.RETINANET.NUM_CLASSES = num_classes
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = num_classes
+    cfg.MODEL.MASK_ON = False
+    cfg.MODEL.KEYPOINT_ON = False
+    # Images with no boxes are kept as negatives: the service only sends images the maker put
+    # in the training set, and an untagged one there says "nothing to find here", which is
+    # exactly what cuts false positives on backgrounds. Both RetinaNet and Faster R-CNN handle
+    # images without instances (all anchors/proposals become background).
+    cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS = False
+    # 2 CPU cores: decode in the main process (deterministic too); few images, cheap to decode.
+    cfg.DATALOADER.NUM_WORKERS = 0
+    cfg.DATALOADER.ASPECT_RATIO_GROUPING = True
+    cfg.INPUT.RANDOM_FLIP = "horizontal"
+    cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING = "choice"
+    cfg.INPUT.CROP.ENABLED = False
+    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupCosineLR"  # implemented budget-aware in hooks.py
+    cfg.SOLVER.MOMENTUM = 0.9
+    cfg.SOLVER.WEIGHT_DECAY = 1e-4
+    cfg.SOLVER.WARMUP_METHOD = "linear"
+    cfg.SOLVER.WARMUP_FACTOR = 0.001
+    cfg.SOLVER.CHECKPOINT_PERIOD = 10**9  # we write only the final weights
+    cfg.SOLVER.REFERENCE_WORLD_SIZE = 0
+    cfg.SOLVER.STEPS = ()
+    # Small batches of few images give spiky gradients: clip the global norm.
+    cfg.SOLVER.CLIP_GRADIENTS.ENABLED = True
+    cfg.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "full_model"
+    cfg.SOLVER.CLIP_GRADIENTS.CLIP_VALUE = 5.0
+    cfg.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0
+    cfg.TEST.DETECTIONS_PER_IMAGE = 100
+    cfg.TEST.EVAL_PERIOD = 0
+    cfg.VIS_PERIOD = 0
+
+
+def _sizes(cfg: CfgNode, train: tuple[int, ...], test: int, max_size: int) -> None:
+    cfg.INPUT.MIN_SIZE_TRAIN = train
+    cfg.INPUT.MAX_SIZE_TRAIN = max_size
+    cfg.INPUT.MIN_SIZE_TEST = test
+    cfg.INPUT.MAX_SIZE_TEST = max_size
+
+
+def _light_roi_heads(cfg: CfgNode) -> None:
+    """Faster R-CNN settings sized for CPU and a handful of objects per image."""
+    cfg.MODEL.RPN.PRE_NMS_TOPK_TRAIN = 1000
+    cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = 500
+    cfg.MODEL.RPN.PRE_NMS_TOPK_TEST = 500
+    cfg.MODEL.RPN.POST_NMS_TOPK_TEST = 300
+    cfg.MODEL.RPN.BATCH_SIZE_PER_IMAGE = 128
+    cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 128
+
+
+def _efficientnet(cfg: CfgNode, arch: str) -> None:
+    try:
+        from connector.training.backbones.efficientnet_lite import efficientnet_lite_preset
+    except ImportError as exc:  # pragma: no cover - only while the backbone module is missing
+        raise RuntimeError(
+            "the 'fast'/'balanced' presets need connector.training.backbones.efficientnet_lite "
+            f"(EfficientNet-Lite0 backbone), which could not be imported: {exc}"
+        ) from exc
+    efficientnet_lite_preset(cfg, arch, "lite0")
+
+
+def build_cfg(preset: str, num_classes: int, device: str) -> CfgNode:
+    """The full (unfrozen) config for ``preset``; ``device`` is "cpu" or "cuda[:n]"."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    if num_classes < 1:
+        raise ValueError("num_classes must be >= 1")
+    gpu = device.startswith("cuda")
+
+    if preset == "scratch":
+        cfg = _from_zoo(_RETINANET_BASE)
+        _common(cfg, preset, num_classes, device)
+        cfg.MODEL.RESNETS.DEPTH = 18
+        cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64  # required by detectron2 for R18/R34
+        cfg.MODEL.RESNETS.NORM = "BN"  # trainable BN (no pretrained statistics to freeze)
+        cfg.MODEL.BACKBONE.FREEZE_AT = 0
+        cfg.MODEL.FPN.OUT_CHANNELS = 128  # halves head cost vs 256 on CPU
+        cfg.MODEL.PIXEL_MEAN = list(_IMAGENET_MEAN_BGR)
+        cfg.MODEL.PIXEL_STD = list(_IMAGENET_STD_BGR)  # unit variance helps random init
+        cfg.INPUT.FORMAT = "BGR"
+        _sizes(cfg, (256, 288, 320, 352, 384), 320, 640)
+        cfg.SOLVER.IMS_PER_BATCH = 4
+        cfg.SOLVER.BASE_LR = 0.01
+        cfg.SOLVER.WARMUP_ITERS = 100
+        cfg.SOLVER.MAX_ITER = 3000
+    elif preset == "accurate":
+        cfg = _from_zoo(_FASTER_RCNN_BASE)
+        _common(cfg, preset, num_classes, device)
+        cfg.ODCONNECT.REQUIRES_INIT_WEIGHTS = True
+        _light_roi_heads(cfg)
+        _sizes(cfg, (480, 512, 544, 576, 608, 640), 576, 1000)
+        cfg.SOLVER.IMS_PER_BATCH = 2
+        cfg.SOLVER.BASE_LR = 0.0025
+        cfg.SOLVER.WARMUP_ITERS = 100
+        cfg.SOLVER.MAX_ITER = 1500
+    else:  # fast / balanced: EfficientNet-Lite0 FPN (ImageNet-pretrained)
+        arch = "retinanet" if preset == "fast" else "faster_rcnn"
+        cfg = _from_zoo(_RETINANET_BASE if arch == "retinanet" else _FASTER_RCNN_BASE)
+        _common(cfg, preset, num_classes, device)
+        if arch == "faster_rcnn":
+            _light_roi_heads(cfg)
+        # Backbone name, FPN levels/width, anchors, pixel mean/std, INPUT.FORMAT ("RGB") and its
+        # own MODEL.EFFNET keys (ImageNet weights loaded when the model is built).
+        _efficientnet(cfg, arch)
+        _sizes(cfg, (288, 320, 352, 384, 416), 352, 640)
+        cfg.SOLVER.IMS_PER_BATCH = 4
+        # Pretrained features: a lower LR than the zoo's 0.01 (which diverged, see
+        # shared/NOTES-backbone.md) plus clipping and warm-up.
+        cfg.SOLVER.BASE_LR = 0.005 if arch == "retinanet" else 0.004
+        cfg.SOLVER.WARMUP_ITERS = 50
+        cfg.SOLVER.MAX_ITER = 2000 if arch == "retinanet" else 1500
+
+    if gpu:
+        # A GPU affords bigger images, bigger batches and parallel decoding.
+        _sizes(cfg, (480, 512, 544, 576, 608, 640), 608, 1024)
+        cfg.SOLVER.BASE_LR *= 8 / cfg.SOLVER.IMS_PER_BATCH  # linear scaling with the batch
+        cfg.SOLVER.IMS_PER_BATCH = 8
+        cfg.DATALOADER.NUM_WORKERS = 4
+    return cfg
