@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--separate", action="store_true",
+                    help="one run per budget (each with its own LR schedule) instead of snapshots of one run")
     args = ap.parse_args(argv)
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     budgets = sorted(float(b) for b in args.budgets.split(","))
@@ -111,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dataset not found: {args.data}", file=sys.stderr)
         return 2
 
-    print(f"fork-scissors, one run per preset, snapshots at {budgets} min of training time "
-          "(evaluation excluded from the clock), test split of split.json")
+    mode = ("one run per preset and budget" if args.separate
+            else f"one run per preset, snapshots at {budgets} min of training time")
+    print(f"fork-scissors, {mode} (evaluation excluded from the clock), test split of split.json")
     print(f"torch threads: default; {os.cpu_count()} CPUs; load average at start: "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     rows: list[dict] = []
@@ -121,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         print(f"{preset}: training ...", flush=True)
         try:
-            with ctx.Pool(1) as pool:  # own process: clean peak RSS per preset
-                rows += pool.apply(run_preset, (preset, budgets, args.data, args.seed, args.device))
+            for group in ([[b] for b in budgets] if args.separate else [budgets]):
+                with ctx.Pool(1) as pool:  # own process: clean peak RSS per preset
+                    rows += pool.apply(run_preset, (preset, group, args.data, args.seed, args.device))
         except Exception as exc:  # noqa: BLE001 - report and go on with the next preset
             print(f"{preset}: FAILED: {type(exc).__name__}: {exc}", flush=True)
         print(f"{preset}: done in {(time.perf_counter() - t0) / 60:.1f} min wall", flush=True)

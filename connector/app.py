@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import connexion
@@ -17,7 +18,8 @@ from .inference.cache import PredictorCache
 from .jobs.runs import RunManager
 from .jobs.scheduler import RetrainScheduler
 from .jobs.webhooks import WebhookDispatcher
-from .services.inference import predictor_loader
+from .services.inference import predictor_loader, warm_published
+from .api.urls import absolute
 from .routing import SnakeCaseResolver
 from .security import api_key_handler
 
@@ -60,11 +62,15 @@ def create_app(config: dict | None = None) -> connexion.FlaskApp:
 
     @flask_app.errorhandler(OdError)
     def _od_error(exc: OdError):
-        return problem(exc.status, exc.title, exc.detail, headers=exc.headers, **exc.extra)
+        headers = dict(exc.headers)
+        if headers.get("Location", "").startswith("/"):
+            headers["Location"] = absolute(headers["Location"])
+        return problem(exc.status, exc.title, exc.detail, headers=headers, **exc.extra)
 
     threads = config["inference"]["torch_threads"]
-    context.services["predictors"] = PredictorCache(predictor_loader(store, threads),
-                                                    config["inference"]["cache_size"])
+    predictors = PredictorCache(predictor_loader(store, threads), config["inference"]["cache_size"])
+    context.services["predictors"] = predictors
+    threading.Thread(target=warm_published, args=(store, predictors), name="warm-predictors", daemon=True).start()
     # Before the runs: closed after them, so that events of runs stopped by a shutdown are stored first.
     webhooks = WebhookDispatcher(store, config)
     context.services["webhooks"] = webhooks

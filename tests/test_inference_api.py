@@ -206,3 +206,20 @@ def test_torchscript_export_matches_the_predictor(trained):
     # the plain export does not carry the large traced file
     plain = zipfile.ZipFile(io.BytesIO(api.get(f"/models/{m['id']}/versions/1/export").content))
     assert "model.ts" not in plain.namelist()
+
+
+def test_a_restarted_server_warms_the_published_version(trained):
+    from connector.app import create_app
+    api, m = trained
+    api.post(f"/models/{m['id']}/versions/2/publish")
+    version_id = api.get(f"/models/{m['id']}/versions/2").json()["id"]
+    app = create_app(api.app.odconnect.config)
+    try:
+        cache = app.odconnect.services["predictors"]
+        deadline = time.time() + 60
+        while version_id not in cache:
+            assert time.time() < deadline, "published version was not warmed"
+            time.sleep(0.2)
+        assert cache.loads == 1
+    finally:
+        app.odconnect.close()

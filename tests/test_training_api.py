@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 from pathlib import Path
 
 import pytest
@@ -35,15 +36,20 @@ def shapes_model(api, n=8, name="shapes"):
     return m
 
 
+def api_path(location: str) -> str:
+    """An absolute Location as the test client's path (the client adds the /api/v1 prefix)."""
+    return urlsplit(location).path.removeprefix("/api/v1")
+
+
 def poll(api, location: str, timeout: float = 180) -> dict:
-    path = location.removeprefix("/api/v1")
+    path = api_path(location)
     deadline = time.time() + timeout
     while True:
         r = api.get(path)
         if r.status_code == 200:
             return r.json()
         assert r.status_code == 202, r.text
-        assert int(r.headers["Retry-After"]) >= 1 and r.headers["Location"] == location
+        assert int(r.headers["Retry-After"]) >= 1 and api_path(r.headers["Location"]) == path
         assert time.time() < deadline, f"run still {r.json()['status']}"
         time.sleep(0.3)
 
@@ -63,7 +69,7 @@ def test_train_poll_version_and_weights_load(tapi):
     m = shapes_model(tapi)
     r = start(tapi, m, {"maxIterations": 4, "seed": 1})
     assert r.json()["status"] == "queued"
-    assert r.headers["Location"] == f"/api/v1/models/{m['id']}/runs/{r.json()['id']}"
+    assert r.headers["Location"] == f"http://testserver/api/v1/models/{m['id']}/runs/{r.json()['id']}"
     assert r.headers["Retry-After"] == "1"
     run = poll(tapi, r.headers["Location"])
     assert run["status"] == "succeeded", run
@@ -93,20 +99,20 @@ def test_one_active_run_then_cancel_keeps_nothing(tapi):
     r = start(tapi, m, {"maxIterations": 100000, "budgetMinutes": 30})
     location = r.headers["Location"]
     deadline = time.time() + 60
-    while tapi.get(location.removeprefix("/api/v1")).json()["status"] != "training":
+    while tapi.get(api_path(location)).json()["status"] != "training":
         assert time.time() < deadline
         time.sleep(0.2)
     second = start(tapi, m, status=409)
     assert second.headers["Location"] == location and "already has run" in second.json()["detail"]
     t0 = time.time()
-    c = tapi.post(location.removeprefix("/api/v1") + "/cancel")
+    c = tapi.post(api_path(location) + "/cancel")
     assert c.status_code == 202
     run = poll(tapi, location, timeout=30)
     assert run["status"] == "canceled" and time.time() - t0 < 15
     assert run["versionId"] is None
     assert tapi.get(f"/models/{m['id']}/versions").json() == []
     assert artifact_dirs(tapi) == []
-    assert tapi.post(location.removeprefix("/api/v1") + "/cancel").status_code == 409
+    assert tapi.post(api_path(location) + "/cancel").status_code == 409
 
 
 def test_budget_stops_a_long_run_and_keeps_the_model(tapi):
@@ -230,3 +236,11 @@ def test_accurate_preset_needs_a_weights_file(tapi):
     m = shapes_model(tapi, n=6)
     r = tapi.post(f"/models/{m['id']}/train", json={"preset": "accurate"})
     assert r.status_code == 400 and "odconnect weights add" in r.json()["detail"]
+
+
+def test_fast_preset_starts_from_the_packaged_imagenet_backbone(tapi):
+    m = shapes_model(tapi, n=6)
+    run = poll(tapi, start(tapi, m, {"preset": "fast", "maxIterations": 2}).headers["Location"])
+    assert run["status"] == "succeeded", run
+    v = tapi.get(f"/models/{m['id']}/versions/{run['version']}").json()
+    assert v["startedFrom"] == "imagenet:efficientnet-lite0-57934424.pth" and v["settings"]["preset"] == "fast"

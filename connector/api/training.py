@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from ..context import ctx
+from .urls import absolute
 from ..services import training as svc
 
 
 def _accepted(run: dict):
     retry = str(ctx().config["training"]["retry_after_seconds"])
-    return run, 202, {"Location": svc.run_location(run["modelId"], run["id"]), "Retry-After": retry}
+    return run, 202, {"Location": absolute(svc.run_location(run["modelId"], run["id"])), "Retry-After": retry}
 
 
 def _start(model_id, body, trigger="api", retrain_ref=None):

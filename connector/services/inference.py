@@ -133,3 +133,17 @@ def unpublish(store: Store, model_ref) -> dict:
             raise Conflict(f"model {model.name!r} has no published version")
         previous, model.published_version_id = model.published_version_id, None
         return {"modelId": model.id, "published": None, "previousVersionId": previous}
+
+
+def warm_published(store: Store, cache) -> None:
+    """Load the published versions into the cache, so that the first detect after a start is fast."""
+    from sqlalchemy import select
+    with store.transaction() as s:
+        ids = s.scalars(select(Model.published_version_id).where(
+            Model.published_version_id.is_not(None), Model.archived_at.is_(None)).order_by(Model.updated_at.desc())).all()
+    for version_id in ids[: cache.capacity]:
+        try:
+            cache.get(version_id)
+        except Exception:  # a broken version must not stop the service; detect will report it
+            import logging
+            logging.getLogger("odconnect.inference").exception("could not warm version %s", version_id)

@@ -1,0 +1,31 @@
+"""Webhook subscriptions: the two Power Automate triggers, listing, and the DELETE that unsubscribes."""
+from __future__ import annotations
+
+from ..context import ctx
+from .urls import absolute
+from ..services import webhooks as svc
+
+
+def _created(view: dict):
+    return view, 201, {"Location": absolute(svc.subscription_location(view["id"]))}
+
+
+def on_training_run_finished(body):
+    return _created(svc.subscribe(ctx().store, svc.RUN_FINISHED, body))
+
+
+def on_version_published(body):
+    return _created(svc.subscribe(ctx().store, svc.VERSION_PUBLISHED, body))
+
+
+def list_webhooks():
+    return svc.list_subscriptions(ctx().store)
+
+
+def get_webhook(subscription_id):
+    return svc.get_subscription(ctx().store, subscription_id)
+
+
+def delete_webhook(subscription_id):
+    svc.unsubscribe(ctx().store, subscription_id)
+    return None, 204

@@ -1,0 +1,1 @@
+"""The Power Platform custom connector: Swagger 2.0 from the served spec, the connector package, flows."""
