@@ -5,6 +5,7 @@ import argparse
 import logging
 import os
 import secrets
+import warnings
 import sys
 from pathlib import Path
 
@@ -102,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # connexion imports starlette's test client at start-up, which warns about httpx; not ours to fix
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     return args.func(args)

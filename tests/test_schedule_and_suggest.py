@@ -50,7 +50,7 @@ def test_schedule_is_validated_registered_and_retrains_only_on_new_data(make_app
 def test_suggested_boxes_wait_for_approval_and_keep_human_boxes(make_app):
     api = Api(make_app(**INFER))
     m = api.model("shapes", LABELS)
-    ids = upload_shapes(api, m, 6)
+    upload_shapes(api, m, 6)
     r = api.post(f"/models/{m['id']}/train", json={"maxIterations": 2})
     assert poll(api, r.headers["Location"])["status"] == "succeeded"
     new = upload_shapes(api, m, 1, start=90, boxes=False)[0]

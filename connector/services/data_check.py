@@ -11,7 +11,7 @@ from collections import defaultdict
 from sqlalchemy import select
 
 from model_store import Store
-from model_store.schema import Dataset, Image, Region
+from model_store.schema import Image, Region
 
 from ..errors import Invalid
 from .catalog import get_dataset, get_model

@@ -84,7 +84,7 @@ def test_bad_subscriptions_are_refused(make_app, body, status, needle):
 
 def test_a_finished_run_is_delivered_signed_to_its_model_only(make_app):
     api = Api(make_app(**FAST))
-    m, other = api.model("fruit"), api.model("cars", ["car"])
+    m, _other = api.model("fruit"), api.model("cars", ["car"])
     with Receiver() as rx, Receiver() as other_rx:
         sub = subscribe(api, rx.url, modelId=str(m["id"])).json()
         subscribe(api, other_rx.url, modelId="cars")
