@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import Api, b64, make_config
-from tests.test_training_api import TINY, poll
-from tests.training_data import LABELS, shapes_image, upload_shapes
+from tests.conftest import b64
+from tests.test_training_api import TINY
+from tests.training_data import shapes_image, trained_app
 
 pytestmark = pytest.mark.slow
 
@@ -27,14 +27,7 @@ INFER = {**TINY, "training": {**TINY["training"], "overrides": {
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from connector.app import create_app
-    app = create_app(make_config(tmp_path_factory.mktemp("infer"), **INFER))
-    api = Api(app)
-    m = api.model("shapes", LABELS)
-    upload_shapes(api, m, 8)
-    for seed in (1, 2):  # two versions, for publish / roll back
-        r = api.post(f"/models/{m['id']}/train", json={"maxIterations": 2, "seed": seed})
-        assert poll(api, r.headers["Location"])["status"] == "succeeded"
+    app, api, m = trained_app(tmp_path_factory.mktemp("infer"), INFER, seeds=(1, 2))  # publish / roll back
     yield api, m
     app.odconnect.close()
 

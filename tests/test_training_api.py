@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests.conftest import Api, store_snapshot
-from tests.training_data import LABELS, upload_shapes
+from tests.training_data import LABELS, api_path, poll, upload_shapes
 
 pytestmark = pytest.mark.slow
 
@@ -34,24 +33,6 @@ def shapes_model(api, n=8, name="shapes"):
     m = api.model(name, LABELS)
     upload_shapes(api, m, n)
     return m
-
-
-def api_path(location: str) -> str:
-    """An absolute Location as the test client's path (the client adds the /api/v1 prefix)."""
-    return urlsplit(location).path.removeprefix("/api/v1")
-
-
-def poll(api, location: str, timeout: float = 180) -> dict:
-    path = api_path(location)
-    deadline = time.time() + timeout
-    while True:
-        r = api.get(path)
-        if r.status_code == 200:
-            return r.json()
-        assert r.status_code == 202, r.text
-        assert int(r.headers["Retry-After"]) >= 1 and api_path(r.headers["Location"]) == path
-        assert time.time() < deadline, f"run still {r.json()['status']}"
-        time.sleep(0.3)
 
 
 def start(api, m, body=None, status=202):

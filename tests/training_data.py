@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import random
+import time
+from urllib.parse import urlsplit
 
 from PIL import Image, ImageDraw
 
@@ -43,3 +45,35 @@ def upload_shapes(api, model: dict, count: int, start: int = 0, dataset_id: int 
     r = api.post(f"/models/{model['id']}/datasets/{ds}/images", json={"images": images})
     assert r.status_code == 201, r.text
     return [x["imageId"] for x in r.json()["results"]]
+
+
+def api_path(location: str) -> str:
+    """An absolute Location as the test client's path (the client adds the /api/v1 prefix)."""
+    return urlsplit(location).path.removeprefix("/api/v1")
+
+
+def poll(api, location: str, timeout: float = 180) -> dict:
+    path = api_path(location)
+    deadline = time.time() + timeout
+    while True:
+        r = api.get(path)
+        if r.status_code == 200:
+            return r.json()
+        assert r.status_code == 202, r.text
+        assert int(r.headers["Retry-After"]) >= 1 and api_path(r.headers["Location"]) == path
+        assert time.time() < deadline, f"run still {r.json()['status']}"
+        time.sleep(0.3)
+
+
+def trained_app(root, config: dict, seeds=(1,), images: int = 8):
+    """A real app with model "shapes" and one tiny trained version per seed: (app, api, model)."""
+    from connector.app import create_app
+    from tests.conftest import Api, make_config
+    app = create_app(make_config(root, **config))
+    api = Api(app)
+    m = api.model("shapes", LABELS)
+    upload_shapes(api, m, images)
+    for seed in seeds:
+        r = api.post(f"/models/{m['id']}/train", json={"maxIterations": 2, "seed": seed})
+        assert poll(api, r.headers["Location"])["status"] == "succeeded"
+    return app, api, m

@@ -19,11 +19,11 @@ from PIL import Image
 
 from flows_examples.replay import (CONNECTOR, Connector, check_parameters, definition_of, is_connector,
                                    operations, replay)
-from tests.conftest import KEY, Api, b64, make_config
+from tests.conftest import KEY, b64
 from tests.powerplatform.helpers import LiveServer, Receiver, assert_matches
 from tests.test_inference_api import INFER
 from tests.test_training_api import poll
-from tests.training_data import LABELS, shapes_image, upload_shapes
+from tests.training_data import shapes_image, trained_app
 
 pytestmark = pytest.mark.slow
 
@@ -82,13 +82,7 @@ def test_every_flow_calls_only_what_the_connector_has():
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    from connector.app import create_app
-    app = create_app(make_config(tmp_path_factory.mktemp("flows"), **CONFIG))
-    api = Api(app)
-    m = api.model("shapes", LABELS)
-    upload_shapes(api, m, 8)
-    r = api.post(f"/models/{m['id']}/train", json={"maxIterations": 2, "seed": 1})
-    assert poll(api, r.headers["Location"])["status"] == "succeeded"  # later runs inherit maxIterations
+    app, api, m = trained_app(tmp_path_factory.mktemp("flows"), CONFIG)  # later runs inherit maxIterations
     assert api.post(f"/models/{m['id']}/versions/1/publish").status_code == 200
     with LiveServer(app) as server:
         yield SimpleNamespace(api=api, model=m, url=server.url, app=app)
