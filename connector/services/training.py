@@ -244,7 +244,7 @@ def _finish(store: Store, run_id: int, status: str, reason: str = "") -> None:
     webhooks.emit_run_finished(store, run_id)  # after the commit; never raises
 
 
-def api_metrics(metrics: dict, plan: Plan, advised_images: int) -> dict:
+def api_metrics(metrics: dict, plan: Plan, advised_images: int, kept_iteration: int | None = None) -> dict:
     """The trainer's metrics on the wire, with AI Builder-style advice on how far to trust them."""
     per_label = {name: {"ap50": m.get("ap50"), "precision": m.get("precision"), "recall": m.get("recall"),
                         "images": m.get("images", 0), "boxes": m.get("boxes", 0)}
@@ -261,7 +261,7 @@ def api_metrics(metrics: dict, plan: Plan, advised_images: int) -> dict:
     return {"ap": metrics.get("ap"), "ap50": metrics.get("ap50"), "ap75": metrics.get("ap75"),
             "precision": metrics.get("precision"), "recall": metrics.get("recall"),
             "score": metrics.get("score"), "evalImages": eval_images, "perLabel": per_label,
-            "advice": advice}
+            "advice": advice, "keptIteration": kept_iteration}
 
 
 def _record_version(store: Store, plan: Plan, result, tmp_dir: Path, advised_images: int) -> None:
@@ -275,7 +275,7 @@ def _record_version(store: Store, plan: Plan, result, tmp_dir: Path, advised_ima
             settings = {k: v for k, v in plan.settings.items() if k in versions_svc.SETTING_KEYS}
             version = Version(model_id=model.id, number=number, run_id=plan.run_id, settings=settings,
                               labels=plan.labels, data_snapshot=plan.snapshot, data_hash=plan.data_hash,
-                              metrics=api_metrics(result.metrics, plan, advised_images), artifact_dir=str(final_dir),
+                              metrics=api_metrics(result.metrics, plan, advised_images, result.kept_iteration), artifact_dir=str(final_dir),
                               started_from=plan.started_from or result.started_from,
                               duration_s=result.duration_s, iterations=result.iterations)
             s.add(version)

@@ -20,7 +20,7 @@ from detectron2.utils.env import seed_all_rng
 
 from connector.training.dataset import load_rgb, records_to_dicts
 from connector.training.evaluation import evaluate
-from connector.training.hooks import Canceled, Clock
+from connector.training.hooks import BestCheckpointHook, Canceled, Clock
 from connector.training.presets import build_cfg
 
 __all__ = ["ImageRecord", "TrainRequest", "TrainResult", "Canceled", "train", "split_held_out",
@@ -66,6 +66,7 @@ class TrainResult:
     started_from: str  # "scratch" | "imagenet:<file>" | "weights:<file>"
     duration_s: float  # whole call: set-up, training and final evaluation
     eval_image_ids: list[int]
+    kept_iteration: int = 0  # the iteration whose weights were kept (a late snapshot may beat the last)
 
 
 # --------------------------------------------------------------------------- held-out split
@@ -229,9 +230,13 @@ def train(request: TrainRequest, progress: Callable[[dict], None] | None = None,
     created: list[Path] = []
     try:
         seed_all_rng(cfg.SEED)
+        # Late snapshots are scored on the evaluation images; the best weights are the ones kept.
+        best = BestCheckpointHook(
+            clock, lambda m: evaluate_model(cfg, m, eval_records, request.labels, cancel),
+            request.budget_seconds, int(cfg.SOLVER.MAX_ITER))
         trainer = DetectionTrainer(cfg, records_to_dicts(train_records), clock=clock,
                                    budget_s=request.budget_seconds, progress=progress, cancel=cancel,
-                                   extra_hooks=extra_hooks)
+                                   extra_hooks=[*extra_hooks, best])
         if request.init_weights:
             trainer.load_weights(request.init_weights)
         trainer.train()
@@ -240,6 +245,7 @@ def train(request: TrainRequest, progress: Callable[[dict], None] | None = None,
 
         with clock.paused():
             metrics = evaluate_model(cfg, model, eval_records, request.labels, cancel)
+            metrics, kept_iteration = best.choose(model, metrics, iterations)
             cfg.MODEL.WEIGHTS = ""  # the predictor loads weights_path explicitly
             weights_path, config_path = output_dir / WEIGHTS_NAME, output_dir / CONFIG_NAME
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -257,6 +263,7 @@ def train(request: TrainRequest, progress: Callable[[dict], None] | None = None,
         weights_path=weights_path, config_path=config_path, metrics=metrics,
         iterations=iterations, stopped_by=stopped_by, started_from=started_from,
         duration_s=time.perf_counter() - t_start, eval_image_ids=[r.image_id for r in eval_records],
+        kept_iteration=kept_iteration,
     )
 
 

@@ -19,7 +19,7 @@ import math
 import threading
 import time
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import torch
 from detectron2.engine.train_loop import HookBase
@@ -246,3 +246,51 @@ class ProgressHook(HookBase):
     def after_train(self) -> None:
         if getattr(self.trainer, "stopped_by", None) is not None:
             self._emit(self.trainer.iter, final=True)
+
+
+def metric_key(metrics: dict) -> tuple[float, float]:
+    """How snapshots compare: AP50 (the performance score) first, then AP."""
+    return (metrics.get("ap50") if metrics.get("ap50") is not None else -1.0,
+            metrics.get("ap") if metrics.get("ap") is not None else -1.0)
+
+
+class BestCheckpointHook(HookBase):
+    """Evaluate a few snapshots late in the run and keep the best weights in memory.
+
+    Snapshots are taken when the run passes each of ``at`` (fractions of its budget, or of
+    MAX_ITER without one), with the clock paused, so evaluation never eats training time.
+    After training, :meth:`choose` compares the best snapshot with the final weights and
+    loads whichever scores higher into the model.
+    """
+
+    def __init__(self, clock: Clock, evaluate: Callable[[torch.nn.Module], dict], budget_s: float | None,
+                 max_iter: int, at: Sequence[float] = (0.5, 0.75)) -> None:
+        self.clock, self.evaluate = clock, evaluate
+        self.budget_s, self.max_iter = budget_s, max_iter
+        self.pending = sorted(at)
+        self.best: tuple[dict, dict, int] | None = None  # (metrics, state dict, iterations)
+
+    def _fraction(self) -> float:
+        done = (self.trainer.iter + 1) / max(1, self.max_iter)
+        if self.budget_s:
+            done = max(done, self.clock.elapsed() / self.budget_s)
+        return done
+
+    def after_step(self) -> None:
+        if not self.pending or self._fraction() < self.pending[0]:
+            return
+        while self.pending and self._fraction() >= self.pending[0]:
+            self.pending.pop(0)
+        with self.clock.paused():
+            metrics = self.evaluate(self.trainer.model)
+        if self.best is None or metric_key(metrics) > metric_key(self.best[0]):
+            state = {k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()}
+            self.best = (metrics, state, self.trainer.iter + 1)
+
+    def choose(self, model: torch.nn.Module, final_metrics: dict, final_iterations: int) -> tuple[dict, int]:
+        """(metrics, iteration) of the weights now in `model`: the final ones unless a snapshot beat them."""
+        if self.best is not None and metric_key(self.best[0]) > metric_key(final_metrics):
+            metrics, state, iterations = self.best
+            model.load_state_dict(state)
+            return metrics, iterations
+        return final_metrics, final_iterations
