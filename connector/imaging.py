@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PIL import Image, ImageOps
 
@@ -21,6 +21,12 @@ class CheckedImage:
     format: str
     width: int
     height: int
+    decoded: Image.Image | None = field(default=None, repr=False, compare=False)  # first frame, as loaded
+
+    def rgb(self) -> Image.Image:
+        """The picture as users see it (EXIF-rotated, RGB), without decoding the file again."""
+        img = self.decoded if self.decoded is not None else Image.open(io.BytesIO(self.data))
+        return ImageOps.exif_transpose(img).convert("RGB")
 
 
 def _open_header(data: bytes, name: str) -> Image.Image:
@@ -57,7 +63,7 @@ def check_image(data: bytes, limits: dict, name: str = "image") -> CheckedImage:
     except Exception as exc:
         raise Invalid(f"{name}: the image data is corrupt or truncated ({exc})") from exc
     w, h = oriented_size(img)
-    return CheckedImage(data=data, format=fmt, width=w, height=h)
+    return CheckedImage(data=data, format=fmt, width=w, height=h, decoded=img)
 
 
 def oriented_size(img: Image.Image) -> tuple[int, int]:

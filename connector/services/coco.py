@@ -12,7 +12,7 @@ import json
 import posixpath
 import zipfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -184,7 +184,7 @@ def import_coco(store: Store, limits: dict, model_ref, dataset_id: int, coco: CO
         if None not in declared and declared != (checked.width, checked.height):
             report.skip(item, f"declared {declared[0]}x{declared[1]} but the file is {checked.width}x{checked.height}")
             continue
-        accepted[img["id"]] = (img, checked)
+        accepted[img["id"]] = (img, replace(checked, decoded=None))  # keep bytes, not pixels, of many images
 
     with store.transaction() as s:
         model = get_model(s, model_ref)

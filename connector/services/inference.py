@@ -15,7 +15,7 @@ from model_store import Store
 from model_store.schema import Model, Version
 
 from ..errors import Conflict, Invalid
-from ..imaging import check_image, load_rgb
+from ..imaging import check_image
 from . import webhooks
 from .catalog import get_model
 from .versions import get_version
@@ -62,8 +62,7 @@ def predictor_loader(store: Store, torch_threads: int | None):
 
 def decode_for_detection(data: bytes, limits: dict, name: str = "image"):
     """Same guards as uploads, but small pictures are fine to detect on."""
-    checked = check_image(data, {**limits, "min_side": 1}, name)
-    return load_rgb(checked.data)
+    return check_image(data, {**limits, "min_side": 1}, name).rgb()
 
 
 def detect(predictor, target: Target, image, threshold: float = 0.5, max_results: int | None = None,
