@@ -34,6 +34,14 @@ def get_model(session: Session, model_ref: int | str, include_archived: bool = F
     return model
 
 
+def get_model_part(session: Session, table, model: Model, what: str):
+    """A row keyed by its model (draft, schedule), or NotFound saying the model has none."""
+    row = session.get(table, model.id)
+    if row is None:
+        raise NotFound(f"model {model.name!r} has no {what}")
+    return row
+
+
 def get_dataset(session: Session, model: Model, dataset_id: int) -> Dataset:
     ds = session.get(Dataset, dataset_id)
     if ds is None or ds.model_id != model.id:

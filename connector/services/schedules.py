@@ -9,9 +9,9 @@ from sqlalchemy import select
 from model_store import Store
 from model_store.schema import Model, Schedule, Version, utcnow
 
-from ..errors import Invalid, NotFound, OdError
+from ..errors import Invalid, OdError
 from ..views import iso
-from .catalog import get_model
+from .catalog import get_model, get_model_part
 
 log = logging.getLogger("odconnect.schedule")
 
@@ -42,20 +42,13 @@ def save_schedule(store: Store, model_ref, cron: str, only_if_new_data: bool = T
 
 def get_schedule(store: Store, model_ref) -> dict:
     with store.transaction() as s:
-        model = get_model(s, model_ref)
-        sch = s.get(Schedule, model.id)
-        if sch is None:
-            raise NotFound(f"model {model.name!r} has no retraining schedule")
-        return schedule_view(sch)
+        return schedule_view(get_model_part(s, Schedule, get_model(s, model_ref), "retraining schedule"))
 
 
 def delete_schedule(store: Store, model_ref) -> int:
     with store.transaction() as s:
         model = get_model(s, model_ref)
-        sch = s.get(Schedule, model.id)
-        if sch is None:
-            raise NotFound(f"model {model.name!r} has no retraining schedule")
-        s.delete(sch)
+        s.delete(get_model_part(s, Schedule, model, "retraining schedule"))
         return model.id
 
 

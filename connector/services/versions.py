@@ -13,7 +13,7 @@ from model_store.schema import Draft, Model, Version, WeightFile, utcnow
 
 from ..errors import Conflict, Invalid, NotFound
 from ..views import iso, version_view
-from .catalog import get_model
+from .catalog import get_model, get_model_part
 
 ALIASES = {"published": "published_version_id", "lastTrained": "last_trained_version_id"}
 SETTING_KEYS = ("preset", "budgetMinutes", "maxIterations", "evaluationDatasetId", "weights", "seed")
@@ -110,9 +110,7 @@ def draft_view(draft: Draft, model: Model, base: Version | None) -> dict:
 def get_draft(store: Store, model_ref) -> dict:
     with store.transaction() as s:
         model = get_model(s, model_ref)
-        draft = s.get(Draft, model.id)
-        if draft is None:
-            raise NotFound(f"model {model.name!r} has no draft")
+        draft = get_model_part(s, Draft, model, "draft")
         base = s.get(Version, draft.base_version_id) if draft.base_version_id else None
         return draft_view(draft, model, base)
 
@@ -141,11 +139,7 @@ def save_draft(store: Store, training_cfg: dict, presets: list[str], model_ref, 
 
 def discard_draft(store: Store, model_ref) -> None:
     with store.transaction() as s:
-        model = get_model(s, model_ref)
-        draft = s.get(Draft, model.id)
-        if draft is None:
-            raise NotFound(f"model {model.name!r} has no draft")
-        s.delete(draft)
+        s.delete(get_model_part(s, Draft, get_model(s, model_ref), "draft"))
 
 
 def artifact_dir(store: Store, version_id: int) -> str:
