@@ -15,6 +15,7 @@ from .config import load_config
 from .context import AppContext
 from .errors import OdError
 from .inference.cache import PredictorCache
+from .inference.model_thread import ModelThread
 from .jobs.runs import RunManager
 from .jobs.scheduler import RetrainScheduler
 from .jobs.webhooks import WebhookDispatcher
@@ -68,7 +69,10 @@ def create_app(config: dict | None = None) -> connexion.FlaskApp:
         return problem(exc.status, exc.title, exc.detail, headers=headers, **exc.extra)
 
     threads = config["inference"]["torch_threads"]
-    predictors = PredictorCache(predictor_loader(store, threads), config["inference"]["cache_size"])
+    # Created before the cache so that it closes after it (services close in reverse order).
+    model_thread = ModelThread()
+    context.services["model_thread"] = model_thread
+    predictors = PredictorCache(predictor_loader(store, threads, model_thread), config["inference"]["cache_size"])
     context.services["predictors"] = predictors
     threading.Thread(target=warm_published, args=(store, predictors), name="warm-predictors", daemon=True).start()
     # Before the runs: closed after them, so that events of runs stopped by a shutdown are stored first.

@@ -169,6 +169,30 @@ def test_concurrent_detects_during_publish_switches(trained):
     assert cache.loads <= 2  # each version was loaded once, never per request
 
 
+def test_loading_and_every_forward_pass_run_on_the_model_thread(trained):
+    """One thread owns the models, so the process keeps one OpenMP team (see model_thread)."""
+    from connector.inference.model_thread import ThreadBoundPredictor
+    api, m = trained
+    api.post(f"/models/{m['id']}/versions/1/publish")
+    services = api.app.odconnect.services
+    predictor = services["predictors"].get(api.get(f"/models/{m['id']}/versions/1").json()["id"])
+    assert isinstance(predictor, ThreadBoundPredictor)
+    seen = set()
+    hook = predictor.predictor.model.register_forward_pre_hook(lambda *_: seen.add(threading.get_ident()))
+    try:
+        data = b64(shapes_image(8)[0])
+        threads = [threading.Thread(target=api.post, args=(detect_url(m),), kwargs={"json": {"content": data}})
+                   for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert api.post(f"/models/{m['id']}/quick-test", json={"content": data}).status_code == 200
+    finally:
+        hook.remove()
+    assert seen == {services["model_thread"].ident}
+
+
 def test_export_zip_holds_config_weights_and_labels(trained):
     api, m = trained
     r = api.get(f"/models/{m['id']}/versions/1/export")

@@ -97,6 +97,22 @@ def test_one_active_run_then_cancel_keeps_nothing(tapi):
     assert tapi.post(api_path(location) + "/cancel").status_code == 409
 
 
+def test_runs_of_two_models_train_in_turn_and_the_worker_thread_ends(tapi):
+    import threading
+    first, second = shapes_model(tapi, name="first"), shapes_model(tapi, name="second")
+    locations = [start(tapi, m, {"maxIterations": 3}).headers["Location"] for m in (first, second)]
+    runs = [poll(tapi, location) for location in locations]
+    assert [r["status"] for r in runs] == ["succeeded", "succeeded"]
+    assert runs[1]["started"] >= runs[0]["finished"]  # one at a time, in the order asked
+    # The worker exits with its queue, taking torch's OpenMP threads with it (they would slow
+    # every later detect); a new run starts a new worker.
+    deadline = time.time() + 10
+    while any(t.name == "train" for t in threading.enumerate()):
+        assert time.time() < deadline, "the training thread outlived its queue"
+        time.sleep(0.05)
+    assert poll(tapi, start(tapi, first, {"maxIterations": 2}).headers["Location"])["status"] == "succeeded"
+
+
 def test_budget_stops_a_long_run_and_keeps_the_model(tapi):
     m = shapes_model(tapi)
     r = start(tapi, m, {"maxIterations": 100000, "budgetMinutes": 0.08})

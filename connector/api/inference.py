@@ -110,7 +110,7 @@ def export_version(model_id, version, format_="detectron2"):  # connexion rename
     folder = Path(artifact_dir(c.store, target.version_id))
     if format_ == "torchscript":
         from ..inference.export import export_torchscript
-        export_torchscript(folder)
+        c.services["model_thread"].call(export_torchscript, folder)  # tracing runs the model
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(folder.iterdir()):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future
 
 from model_store import Store
 
@@ -25,6 +26,13 @@ class CancelSignal(threading.Event):
 
 
 class RunManager:
+    """Runs queued training runs one at a time on a worker thread that exits when the queue is empty.
+
+    Not a long-lived pool: the OpenMP worker threads torch starts for a thread live as long as
+    that thread, and an idle training team left behind would slow every later detect (see
+    connector.inference.model_thread).
+    """
+
     def __init__(self, store: Store, config: dict):
         self.store, self.config = store, config
         workers = config["training"]["workers"]
@@ -32,7 +40,8 @@ class RunManager:
             # detectron2 keeps its training event storage and the seeded RNGs process-wide:
             # two runs in one process would corrupt each other's metrics and reproducibility.
             log.warning("training.workers=%s: runs share one process, so they train one at a time", workers)
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="train")
+        self.queue: deque[tuple[int, CancelSignal, Future]] = deque()
+        self.worker: threading.Thread | None = None
         self.cancel_events: dict[int, CancelSignal] = {}
         self.futures: dict[int, Future] = {}
         self.lock = threading.Lock()
@@ -45,13 +54,29 @@ class RunManager:
 
     def submit(self, run_id: int) -> None:
         with self.lock:
+            if self.closed:
+                return  # still queued in the store: the next start picks it up
             event = self.cancel_events.setdefault(run_id, CancelSignal())
-            self.futures[run_id] = self.pool.submit(self._execute, run_id, event)
+            future: Future = Future()
+            self.futures[run_id] = future
+            self.queue.append((run_id, event, future))
+            if self.worker is None:
+                self.worker = threading.Thread(target=self._drain, name="train", daemon=True)
+                self.worker.start()
 
-    def _execute(self, run_id: int, event: CancelSignal) -> None:
-        try:
-            training.execute_run(self.store, self.config, run_id, event)
-        finally:
+    def _drain(self) -> None:
+        while True:
+            with self.lock:
+                if not self.queue or self.closed:
+                    self.worker = None  # decided under the lock: a submit now starts a new worker
+                    return
+                run_id, event, future = self.queue.popleft()
+            if future.set_running_or_notify_cancel():
+                try:
+                    training.execute_run(self.store, self.config, run_id, event)
+                    future.set_result(None)
+                except BaseException as exc:  # the future carries it to whoever waits
+                    future.set_exception(exc)
             with self.lock:
                 self.cancel_events.pop(run_id, None)
                 self.futures.pop(run_id, None)
@@ -76,6 +101,12 @@ class RunManager:
         self.closed = True
         with self.lock:
             events = list(self.cancel_events.values())
+            waiting = [future for _, _, future in self.queue]
+            self.queue.clear()
+            worker = self.worker
+        for future in waiting:
+            future.cancel()
         for event in events:
             event.fire("failed", "the server stopped while this run was training; start it again")
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        if worker is not None:
+            worker.join()

@@ -48,15 +48,21 @@ def resolve(store: Store, model_ref, version_ref: str | None, default_alias: str
                       tuple(ids.get(n) for n in version.labels))
 
 
-def predictor_loader(store: Store, torch_threads: int | None):
-    """What the cache calls on a miss: build the version's predictor and warm it up."""
-    def load(version_id: int):
+def predictor_loader(store: Store, torch_threads: int | None, model_thread):
+    """What the cache calls on a miss: build the version's predictor and warm it up, on the
+    model thread (see connector.inference.model_thread), which will also run its predictions."""
+    from ..inference.model_thread import ThreadBoundPredictor
+
+    def build(folder: Path):
         from ..inference.predictor import Predictor
-        with store.transaction() as s:
-            folder = Path(s.get(Version, version_id).artifact_dir)
         predictor = Predictor(folder / "config.yaml", folder / "model_final.pth", num_threads=torch_threads)
         predictor.warm_up()
         return predictor
+
+    def load(version_id: int):
+        with store.transaction() as s:
+            folder = Path(s.get(Version, version_id).artifact_dir)
+        return ThreadBoundPredictor(model_thread.call(build, folder), model_thread)
     return load
 
 
