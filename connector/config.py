@@ -18,7 +18,14 @@ import yaml
 MB = 1024 * 1024
 
 DEFAULTS: dict[str, Any] = {
-    "server": {"host": "127.0.0.1", "port": 8080},
+    "server": {
+        "host": "127.0.0.1",
+        "port": 8080,
+        # The address clients reach the server at (e.g. https://od.example.org behind a proxy or
+        # tunnel). Location headers and webhook links use it; empty means the request's own host
+        # for Location headers and server-relative links in webhook payloads.
+        "public_url": "",
+    },
     "storage": {
         # Everything the service writes lives under this folder.
         "root": "./data",

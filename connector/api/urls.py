@@ -1,6 +1,10 @@
 """Absolute URLs for Location headers: Power Automate follows them as given."""
 from flask import request
 
+from ..context import ctx
+
 
 def absolute(path: str) -> str:
-    return request.host_url.rstrip("/") + path
+    """`path` on server.public_url when set (a proxy's or tunnel's address), else on the request's host."""
+    base = ctx().config["server"].get("public_url") or request.host_url
+    return base.rstrip("/") + path

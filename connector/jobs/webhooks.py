@@ -53,6 +53,7 @@ class WebhookDispatcher:
     def __init__(self, store: Store, config: dict):
         self.store = store
         self.cfg = config["webhooks"]
+        self.public_url = config["server"].get("public_url", "")
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.pool = ThreadPoolExecutor(max_workers=max(1, int(self.cfg["workers"])),
@@ -103,7 +104,7 @@ class WebhookDispatcher:
 
     def _deliver(self, job: dict) -> None:
         try:
-            body = svc.body_bytes(job["payload"])
+            body = svc.body_bytes(svc.with_public_links(job["payload"], self.public_url))
             headers = {"Content-Type": "application/json", "User-Agent": "odconnect-webhooks",
                        self.cfg["signature_header"]: svc.sign(job["secret"], body),
                        "X-Odconnect-Event": job["event"], "X-Odconnect-Delivery": str(job["id"])}

@@ -214,6 +214,14 @@ def body_bytes(payload: dict) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
 
 
+def with_public_links(payload: dict, public_url: str) -> dict:
+    """Server-relative links (`runUrl`) made absolute on server.public_url, when one is set."""
+    if not public_url:
+        return payload
+    return {k: public_url.rstrip("/") + v if k.endswith("Url") and isinstance(v, str) and v.startswith("/") else v
+            for k, v in payload.items()}
+
+
 def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 

@@ -106,6 +106,20 @@ def test_a_finished_run_is_delivered_signed_to_its_model_only(make_app):
     assert view["recentDeliveries"][0]["attempts"] == 1
 
 
+def test_public_url_makes_locations_and_webhook_links_absolute(make_app):
+    """Behind a proxy or tunnel the server's own host is not what flows can reach."""
+    api = Api(make_app(server={"public_url": "https://od.example.org/"}, **FAST))
+    m = api.model("fruit")
+    with Receiver() as rx:
+        r = subscribe(api, rx.url)
+        assert r.headers["Location"] == f"https://od.example.org/api/v1/webhooks/{r.json()['id']}"
+        run_id = finish_a_run(api, m)
+        event = verify(rx.get(), r.json()["secret"])
+    assert event["runUrl"] == f"https://od.example.org/api/v1/models/{m['id']}/runs/{run_id}"
+    missing = api.get("/models/nope/runs/1")  # problem+json answers keep working too
+    assert missing.status_code == 404
+
+
 def test_failed_deliveries_are_retried_with_backoff(make_app):
     api = Api(make_app(**FAST))
     m = api.model("fruit")
