@@ -185,13 +185,13 @@ def bench_preset(preset: str, images, probe: bytes, args) -> dict:
         path = f"/models/{model['id']}/detect"
         body = {"content": base64.b64encode(probe).decode()}
         # Latency must not suffer from a run having trained in the same process.
-        for _ in range(3):
+        for _ in range(10):
             client.call("POST", path, body)
         _, after_training = load(client, path, body, 1, args.requests)
         # Serve from a fresh process, so that peak memory is serving's, not training's.
         stop_server(server)
         server, client = start_server(config)
-        for _ in range(3):  # warm the HTTP path too
+        for _ in range(10):  # warm the HTTP path and oneDNN for this image size
             client.call("POST", path, body)
         _, single = load(client, path, body, 1, args.requests)
         rows = {"preset": preset, "p50_ms": percentile(single, 50), "p95_ms": percentile(single, 95),

@@ -33,6 +33,9 @@ def cmd_serve(args) -> int:
     if args.port:
         cfg["server"]["port"] = args.port
     key_file = ensure_api_key(cfg)
+    if cfg["server"]["tune_malloc"]:
+        from .malloc_tuning import tune_glibc_malloc
+        tune_glibc_malloc()  # before create_app starts any thread
     from .app import create_app
 
     app = create_app(cfg)

@@ -25,6 +25,8 @@ DEFAULTS: dict[str, Any] = {
         # tunnel). Location headers and webhook links use it; empty means the request's own host
         # for Location headers and server-relative links in webhook payloads.
         "public_url": "",
+        # Keep tensor memory in the process between requests (see connector/malloc_tuning.py).
+        "tune_malloc": True,
     },
     "storage": {
         # Everything the service writes lives under this folder.

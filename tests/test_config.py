@@ -7,7 +7,7 @@ def test_defaults_file_env_and_overrides_merge(tmp_path):
     env = {"ODCONNECT_LIMITS__MAX_SIDE": "4096", "ODCONNECT_API_KEYS": "a, b",
            "ODCONNECT_STORAGE__ROOT": str(tmp_path / "r")}
     cfg = load_config(f, environ=env, overrides={"server": {"host": "0.0.0.0"}})
-    assert cfg["server"] == {"host": "0.0.0.0", "port": 9000, "public_url": ""}
+    assert cfg["server"] == {"host": "0.0.0.0", "port": 9000, "public_url": "", "tune_malloc": True}
     assert cfg["limits"]["min_side"] == 128 and cfg["limits"]["max_side"] == 4096
     assert cfg["security"]["api_keys"] == ["a", "b"]
     assert cfg["storage"]["database_url"] == f"sqlite:///{tmp_path / 'r' / 'odconnect.db'}"

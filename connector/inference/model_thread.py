@@ -4,8 +4,8 @@ Why one thread: torch's CPU kernels run in OpenMP parallel regions, and GNU Open
 thread that enters one its own team of worker threads, kept until that thread exits. Requests
 are served from a pool of threads, so after a few requests the process holds several teams;
 once those teams hold more threads than there are cores, OpenMP stops letting idle workers
-spin and puts them to sleep after every parallel region, and each of the ~700 small ops of a
-forward pass then pays for waking them up. On 2 cores that made a detect ~40% slower
+spin and puts them to sleep after every parallel region, and each of the hundreds of small ops
+of a forward pass then pays for waking them up. On 2 cores that made a detect ~40% slower
 (measured: 55-63 ms per image on one thread, 87-95 ms once a second team existed).
 
 So loading, warming, predicting and exporting all happen here, one call at a time (on 2 cores
