@@ -38,7 +38,7 @@ class ModelThread:
 
     def call(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """Run ``fn`` on the model thread and return its result (or raise its exception)."""
-        if threading.get_ident() == self._ident:  # already there (a loader warming up): no deadlock
+        if threading.get_ident() == self._ident:  # called from a model call: waiting would deadlock
             return fn(*args, **kwargs)
         return self._pool.submit(fn, *args, **kwargs).result()
 
@@ -63,6 +63,3 @@ class ThreadBoundPredictor:
 
     def predict(self, image, min_score: float = 0.05):
         return self.thread.call(self.predictor.predict, image, min_score)
-
-    def predict_array(self, rgb, min_score: float = 0.05):
-        return self.thread.call(self.predictor.predict_array, rgb, min_score)

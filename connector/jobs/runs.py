@@ -98,8 +98,8 @@ class RunManager:
         """Stop: cancel what runs (it is marked canceled), drop what waits (recovered on next start)."""
         if self.closed:
             return
-        self.closed = True
         with self.lock:
+            self.closed = True  # under the lock: a submit after this leaves its run queued in the store
             events = list(self.cancel_events.values())
             waiting = [future for _, _, future in self.queue]
             self.queue.clear()

@@ -53,7 +53,7 @@ class WebhookDispatcher:
     def __init__(self, store: Store, config: dict):
         self.store = store
         self.cfg = config["webhooks"]
-        self.public_url = config["server"].get("public_url", "")
+        self.public_url = config["server"]["public_url"]
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.pool = ThreadPoolExecutor(max_workers=max(1, int(self.cfg["workers"])),

@@ -116,8 +116,8 @@ def test_public_url_makes_locations_and_webhook_links_absolute(make_app):
         run_id = finish_a_run(api, m)
         event = verify(rx.get(), r.json()["secret"])
     assert event["runUrl"] == f"https://od.example.org/api/v1/models/{m['id']}/runs/{run_id}"
-    missing = api.get("/models/nope/runs/1")  # problem+json answers keep working too
-    assert missing.status_code == 404
+    missing = api.get("/models/nope/runs/1")  # error answers go through the same handler
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
 
 
 def test_failed_deliveries_are_retried_with_backoff(make_app):
