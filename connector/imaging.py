@@ -7,6 +7,7 @@ any pixel is decoded (the decompression-bomb guard).
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass, field
 
@@ -73,9 +74,9 @@ def oriented_size(img: Image.Image) -> tuple[int, int]:
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
-def load_rgb(data: bytes) -> Image.Image:
-    """Decode a stored (already checked) image to RGB, EXIF-rotated, first frame."""
-    img = Image.open(io.BytesIO(data))
-    img.seek(0)
-    img = ImageOps.exif_transpose(img)
-    return img.convert("RGB")
+def load_rgb(source: bytes | str | os.PathLike) -> Image.Image:
+    """Decode a stored (already checked) image, given as bytes or a file path, the way every
+    part of odconnect sees it: first frame, EXIF-rotated, RGB."""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+        img.seek(0)
+        return ImageOps.exif_transpose(img).convert("RGB")

@@ -46,7 +46,7 @@ def artifact_dirs(api) -> list[Path]:
 
 
 def test_train_poll_version_and_weights_load(tapi):
-    from connector.inference.predictor import Predictor
+    from connector.modeling.predictor import Predictor
     m = shapes_model(tapi)
     r = start(tapi, m, {"maxIterations": 4, "seed": 1})
     assert r.json()["status"] == "queued"

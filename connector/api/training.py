@@ -46,7 +46,7 @@ def cancel_training_run(model_id, run_id):
 
 def list_presets():
     from ..training.presets import PRESETS
-    return [{"name": name, "description": text} for name, text in PRESETS.items()]
+    return [{"name": p.name, "description": p.description} for p in PRESETS.values()]
 
 
 def list_weights():

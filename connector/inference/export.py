@@ -14,7 +14,7 @@ import torch
 
 from model_store import atomic_write
 
-TORCHSCRIPT_NAME = "model.ts"
+from ..modeling.artifacts import VersionFiles
 
 
 def _inference_func(model, inputs):
@@ -25,14 +25,15 @@ def _inference_func(model, inputs):
 
 
 def export_torchscript(folder: Path) -> Path:
-    """Trace the version in `folder` (config.yaml + model_final.pth) into folder/model.ts, once."""
-    target = folder / TORCHSCRIPT_NAME
+    """Trace the version in `folder` into its TorchScript file, once."""
+    files = VersionFiles.at(folder)
+    target = files.torchscript
     if target.exists():
         return target
     from detectron2.export import TracingAdapter
 
-    from .predictor import Predictor
-    predictor = Predictor(folder / "config.yaml", folder / "model_final.pth", device="cpu")
+    from ..modeling.predictor import Predictor
+    predictor = Predictor(files.config, files.weights, device="cpu")
     size = int(predictor.cfg.INPUT.MIN_SIZE_TEST)
     sample = [{"image": torch.rand(3, size, size) * 255}]
     adapter = TracingAdapter(predictor.model, sample, _inference_func)

@@ -47,7 +47,7 @@ class ModelThread:
 
 
 class ThreadBoundPredictor:
-    """A :class:`~connector.inference.predictor.Predictor` whose predictions run on a ModelThread."""
+    """A :class:`~connector.modeling.predictor.Predictor` whose predictions run on a ModelThread."""
 
     def __init__(self, predictor, thread: ModelThread):
         self.predictor = predictor

@@ -25,7 +25,8 @@ from model_store.schema import Image, Label, Region
 from ..errors import Invalid, NotFound, OdError, TooLarge
 from ..imaging import check_image
 from .catalog import check_name, get_dataset, get_model
-from .images import EPS, display_name
+from ..modeling.boxes import fraction_to_pixels, pixels_to_fraction
+from .images import display_name
 
 
 @dataclass
@@ -239,11 +240,7 @@ def _region_from_annotation(ann: dict, width: int, height: int, report: ImportRe
     if x < -1 or y < -1 or x + w > width + 1 or y + h > height + 1:
         report.skip(item, f"box [{x}, {y}, {w}, {h}] is outside its {width}x{height} image")
         return None
-    x0, y0 = max(x, 0.0), max(y, 0.0)
-    x1, y1 = min(x + w, width), min(y + h, height)
-    left, top = x0 / width, y0 / height
-    return {"left": left, "top": top, "width": min((x1 - x0) / width, 1 - left + EPS),
-            "height": min((y1 - y0) / height, 1 - top + EPS)}
+    return pixels_to_fraction(x, y, x + w, y + h, width, height)
 
 
 # --- export ---------------------------------------------------------------------------------
@@ -267,7 +264,7 @@ def export_coco(store: Store, model_ref, dataset_id: int, with_images: bool = Fa
             for r in img.regions:
                 if not r.approved:
                     continue
-                box = [r.left * img.width, r.top * img.height, r.width * img.width, r.height * img.height]
+                box = fraction_to_pixels(r.left, r.top, r.width, r.height, img.width, img.height)
                 out["annotations"].append({"id": r.id, "image_id": img.id, "category_id": r.label_id,
                                            "bbox": [round(v, 2) for v in box],
                                            "area": round(box[2] * box[3], 2), "iscrowd": 0})

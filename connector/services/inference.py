@@ -16,6 +16,8 @@ from model_store.schema import Model, Version
 
 from ..errors import Conflict, Invalid
 from ..imaging import check_image
+from ..modeling.artifacts import VersionFiles
+from ..modeling.boxes import pixels_to_fraction
 from . import webhooks
 from .catalog import get_model
 from .versions import get_version
@@ -54,8 +56,9 @@ def predictor_loader(store: Store, torch_threads: int | None, model_thread):
     from ..inference.model_thread import ThreadBoundPredictor
 
     def build(folder: Path):
-        from ..inference.predictor import Predictor
-        predictor = Predictor(folder / "config.yaml", folder / "model_final.pth", num_threads=torch_threads)
+        from ..modeling.predictor import Predictor
+        files = VersionFiles.at(folder)
+        predictor = Predictor(files.config, files.weights, num_threads=torch_threads)
         predictor.warm_up()
         return predictor
 
@@ -99,9 +102,7 @@ def detect(predictor, target: Target, image, threshold: float = 0.5, max_results
         "tagId": target.label_ids[d["labelIndex"]],
         "tagName": d["tagName"],
         "probability": round(d["probability"], 4),
-        "boundingBox": {"left": round(d["x0"] / width, 5), "top": round(d["y0"] / height, 5),
-                        "width": round((d["x1"] - d["x0"]) / width, 5),
-                        "height": round((d["y1"] - d["y0"]) / height, 5)},
+        "boundingBox": pixels_to_fraction(d["x0"], d["y0"], d["x1"], d["y1"], width, height, digits=5),
     } for d in kept]
     counts = {name: 0 for name in target.labels if not label_filter or name in label_filter}
     for d in kept:

@@ -24,6 +24,9 @@ from model_store.schema import (ACTIVE_RUN_STATES, Draft, Image, Model, Training
                                 utcnow)
 
 from ..errors import Conflict, Invalid, NotFound
+from ..modeling.artifacts import RUN_FOLDER_GLOB, VersionFiles, run_folder, version_folder
+from ..modeling.boxes import fraction_to_pixels
+from ..modeling.records import ImageRecord
 from ..views import run_view
 from . import versions as versions_svc
 from . import webhooks
@@ -39,8 +42,8 @@ def preset_names() -> list[str]:
 
 
 def preset_needs_weights(preset: str) -> bool:
-    from ..training.presets import build_cfg
-    return bool(build_cfg(preset, 1, "cpu").ODCONNECT.REQUIRES_INIT_WEIGHTS)
+    from ..training.presets import PRESETS
+    return PRESETS[preset].requires_init_weights
 
 
 def run_location(model_id: int, run_id: int) -> str:
@@ -117,14 +120,13 @@ class Plan:
 
 def _records(s, store: Store, model: Model, dataset_ids: list[int]):
     """Images with approved boxes, as the trainer's records (pixel boxes, label indexes)."""
-    from ..training import ImageRecord
     index = {label.id: i for i, label in enumerate(model.labels)}
     images = s.scalars(select(Image).where(Image.dataset_id.in_(dataset_ids), Image.deleted_at.is_(None))
                        .order_by(Image.id)).all()
     records, digest = [], []
     for img in images:
-        boxes = tuple((index[r.label_id], r.left * img.width, r.top * img.height,
-                       r.width * img.width, r.height * img.height) for r in img.regions if r.approved)
+        boxes = tuple((index[r.label_id], *fraction_to_pixels(r.left, r.top, r.width, r.height, img.width, img.height))
+                      for r in img.regions if r.approved)
         if not boxes:
             continue  # as in Custom Vision, untagged images do not train
         records.append(ImageRecord(image_id=img.id, path=str(store.blobs.path(img.sha256)),
@@ -157,7 +159,7 @@ def plan_run(store: Store, run_id: int) -> Plan | None:
         init_weights = started_from = None
         if settings.get("warmStart") and run.base_version_id:
             base = s.get(Version, run.base_version_id)
-            init_weights = str(Path(base.artifact_dir) / "model_final.pth")
+            init_weights = str(VersionFiles.at(base.artifact_dir).weights)
             started_from = f"version:{base.number}"
         elif settings.get("weights"):
             wf = s.get(WeightFile, settings["weights"])
@@ -205,7 +207,7 @@ class ProgressWriter:
 
 def execute_run(store: Store, config: dict, run_id: int, cancel: threading.Event) -> None:
     """The worker's whole job for one run. Never raises: the outcome is written to the run."""
-    tmp_dir = store.artifacts_root / f".run-{run_id}"
+    tmp_dir = run_folder(store.artifacts_root, run_id)
     try:
         plan = plan_run(store, run_id)
         if plan is None:
@@ -268,7 +270,7 @@ def _record_version(store: Store, plan: Plan, result, tmp_dir: Path, advised_ima
     with store.transaction() as s:
         model = s.get(Model, plan.model_id)
         number = (s.scalar(select(func.max(Version.number)).where(Version.model_id == model.id)) or 0) + 1
-        final_dir = store.artifacts_root / f"model-{model.id}" / f"v{number}"
+        final_dir = version_folder(store.artifacts_root, model.id, number)
         final_dir.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp_dir, final_dir)  # atomic: the version folder exists whole or not at all
         try:
@@ -349,7 +351,7 @@ def recover(store: Store) -> list[int]:
                                           .order_by(TrainingRun.id))]
     for run_id in failed:
         webhooks.emit_run_finished(store, run_id)
-    for stale in store.artifacts_root.glob(".run-*"):
+    for stale in store.artifacts_root.glob(RUN_FOLDER_GLOB):
         shutil.rmtree(stale, ignore_errors=True)
     return queued
 

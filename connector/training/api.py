@@ -18,27 +18,17 @@ from detectron2.config import CfgNode
 from detectron2.engine.train_loop import HookBase
 from detectron2.utils.env import seed_all_rng
 
-from connector.training.dataset import load_rgb, records_to_dicts
+from connector.modeling.artifacts import VersionFiles
+from connector.modeling.predictor import Detection, Predictor
+from connector.modeling.records import ImageRecord
+from connector.training.dataset import load_rgb_array, records_to_dicts
 from connector.training.evaluation import evaluate
 from connector.training.hooks import BestCheckpointHook, Canceled, Clock
 from connector.training.presets import build_cfg
 
-__all__ = ["ImageRecord", "TrainRequest", "TrainResult", "Canceled", "train", "split_held_out",
-           "WEIGHTS_NAME", "CONFIG_NAME"]
+__all__ = ["ImageRecord", "TrainRequest", "TrainResult", "Canceled", "train", "split_held_out"]
 
-logger = logging.getLogger(__name__)
-
-WEIGHTS_NAME = "model_final.pth"
-CONFIG_NAME = "config.yaml"
-
-
-@dataclass(frozen=True)
-class ImageRecord:
-    image_id: int
-    path: str  # read with PIL, converted to RGB, EXIF-transposed
-    width: int
-    height: int
-    boxes: tuple[tuple[int, float, float, float, float], ...]  # (label_index, x, y, w, h) pixels
+logger = logging.getLogger("odconnect.training")
 
 
 @dataclass
@@ -153,7 +143,7 @@ def _imagenet_file(cfg: CfgNode) -> str | None:
     """File name of the ImageNet weights a pretrained backbone loads when built, if any."""
     if "EFFNET" not in cfg.MODEL or not cfg.MODEL.EFFNET.PRETRAINED:
         return None
-    from connector.training.backbones.efficientnet_lite import pretrained_weights_description
+    from connector.modeling.backbones.efficientnet_lite import pretrained_weights_description
 
     desc = pretrained_weights_description(cfg)  # "imagenet:<file>" or "local:<file>"
     return desc.split(":", 1)[1] if ":" in desc else desc
@@ -190,7 +180,7 @@ def _check(request: TrainRequest) -> None:
 def train(request: TrainRequest, progress: Callable[[dict], None] | None = None,
           cancel: threading.Event | None = None, *, extra_hooks: Sequence[HookBase] = (),
           clock: Clock | None = None) -> TrainResult:
-    """Train a detector, evaluate it and write ``model_final.pth`` + ``config.yaml``.
+    """Train a detector, evaluate it and write its weights and config (modeling.artifacts).
 
     Raises :class:`Canceled` (leaving nothing behind in ``output_dir``) when ``cancel`` is set.
     ``extra_hooks``/``clock`` are for benchmarks (snapshot evaluation with a paused clock).
@@ -247,7 +237,8 @@ def train(request: TrainRequest, progress: Callable[[dict], None] | None = None,
             metrics = evaluate_model(cfg, model, eval_records, request.labels, cancel)
             metrics, kept_iteration = best.choose(model, metrics, iterations)
             cfg.MODEL.WEIGHTS = ""  # the predictor loads weights_path explicitly
-            weights_path, config_path = output_dir / WEIGHTS_NAME, output_dir / CONFIG_NAME
+            files = VersionFiles.at(output_dir)
+            weights_path, config_path = files.weights, files.config
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
             tmp_w = _write_tmp(weights_path, lambda p: torch.save({"model": state}, p), created)
             tmp_c = _write_tmp(config_path, lambda p: p.write_text(cfg.dump()), created)
@@ -270,15 +261,13 @@ def train(request: TrainRequest, progress: Callable[[dict], None] | None = None,
 def evaluate_model(cfg: CfgNode, model: torch.nn.Module, records: Sequence[ImageRecord],
                    labels: Sequence[str], cancel: threading.Event | None = None) -> dict:
     """Metrics of an in-memory model on ``records``, predicted exactly as the Predictor does."""
-    from connector.inference.predictor import Detection, Predictor
-
     was_training = model.training
     predictor = Predictor.from_model(cfg, model)  # puts the model in eval mode
 
     def predict_fn(r: ImageRecord) -> list[Detection]:
         if cancel is not None and cancel.is_set():
             raise Canceled("training canceled")
-        rgb = load_rgb(r.path)
+        rgb = load_rgb_array(r.path)
         dets = predictor.predict_array(rgb, min_score=0.0)
         h, w = rgb.shape[:2]
         if (h, w) != (r.height, r.width):  # boxes back into the record's coordinates

@@ -9,30 +9,27 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 
 import detectron2.data.transforms as T
 from detectron2.config import CfgNode
 from detectron2.data import detection_utils as utils
 from detectron2.structures import BoxMode
 
-if TYPE_CHECKING:  # pragma: no cover
-    from connector.training.api import ImageRecord
+from connector.imaging import load_rgb
+from connector.modeling.records import ImageRecord
 
-__all__ = ["load_rgb", "to_model_format", "records_to_dicts", "build_train_augmentation", "TrainMapper"]
+__all__ = ["load_rgb_array", "to_model_format", "records_to_dicts", "build_train_augmentation", "TrainMapper"]
 
 logger = logging.getLogger(__name__)
 
 
-def load_rgb(path: str) -> np.ndarray:
-    """HxWx3 uint8 RGB array of the image at ``path`` (EXIF orientation applied)."""
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        return np.asarray(im.convert("RGB"))
+def load_rgb_array(path: str) -> np.ndarray:
+    """HxWx3 uint8 RGB array of the image at ``path``, decoded as everywhere else."""
+    return np.asarray(load_rgb(path))
 
 
 def to_model_format(rgb: np.ndarray, input_format: str) -> np.ndarray:
@@ -44,7 +41,7 @@ def to_model_format(rgb: np.ndarray, input_format: str) -> np.ndarray:
     raise ValueError(f"unsupported INPUT.FORMAT {input_format!r}")
 
 
-def records_to_dicts(records: Iterable["ImageRecord"]) -> list[dict]:
+def records_to_dicts(records: Iterable[ImageRecord]) -> list[dict]:
     """detectron2 dataset dicts (XYWH_ABS boxes, clipped to the image; degenerate ones dropped)."""
     dicts = []
     for r in records:
@@ -105,7 +102,7 @@ class TrainMapper:
 
     def __call__(self, dataset_dict: dict) -> dict:
         d = copy.deepcopy(dataset_dict)
-        rgb = load_rgb(d["file_name"])
+        rgb = load_rgb_array(d["file_name"])
         h, w = rgb.shape[:2]
         annos = d.pop("annotations")
         if (h, w) != (d["height"], d["width"]):

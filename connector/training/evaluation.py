@@ -1,9 +1,9 @@
 """Detection metrics: COCO AP (pycocotools COCOeval) plus micro precision/recall.
 
 ``evaluate(predict_fn, records, labels)``: ``predict_fn(record)`` returns the detections for one
-:class:`~connector.training.api.ImageRecord` as an iterable of objects with ``label_index``,
+:class:`~connector.modeling.records.ImageRecord` as an iterable of objects with ``label_index``,
 ``score``, ``x0``, ``y0``, ``x1``, ``y1`` (absolute pixels), e.g.
-:class:`connector.inference.predictor.Detection`.
+:class:`connector.modeling.predictor.Detection`.
 
 Returned dict::
 
@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-if TYPE_CHECKING:  # pragma: no cover
-    from connector.training.api import ImageRecord
+from connector.modeling.records import ImageRecord
 
 __all__ = ["evaluate", "SCORE_THRESHOLD", "IOU_THRESHOLD"]
 
@@ -97,7 +96,7 @@ def _coco_ap(gt: dict, dets: list[dict], n_labels: int) -> tuple[list[float | No
     return stats, per
 
 
-def evaluate(predict_fn: Callable[["ImageRecord"], Iterable[Any]], records: Sequence["ImageRecord"],
+def evaluate(predict_fn: Callable[[ImageRecord], Iterable[Any]], records: Sequence[ImageRecord],
              labels: Sequence[str]) -> dict:
     n = len(labels)
     gt: dict = {

@@ -13,18 +13,13 @@ ImageNet backbone (``fast``/``balanced``, loaded by the backbone builder) or an 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 from detectron2 import model_zoo
 from detectron2.config import CfgNode, get_cfg
 
-__all__ = ["PRESETS", "build_cfg", "add_odconnect_config"]
-
-#: preset name -> one-line description (shown to users by the service)
-PRESETS: dict[str, str] = {
-    "fast": "RetinaNet on an ImageNet-pretrained EfficientNet-Lite0 FPN; quickest useful model on CPU",
-    "balanced": "Faster R-CNN on an ImageNet-pretrained EfficientNet-Lite0 FPN; slower, often more precise",
-    "scratch": "RetinaNet ResNet-18 FPN trained from random init (no pretrained weights); needs long budgets",
-    "accurate": "Faster R-CNN ResNet-50 FPN (model zoo); needs init_weights (a model-zoo file); slow on CPU",
-}
+__all__ = ["PRESETS", "Preset", "build_cfg", "add_odconnect_config"]
 
 _RETINANET_BASE = "COCO-Detection/retinanet_R_50_FPN_1x.yaml"
 _FASTER_RCNN_BASE = "COCO-Detection/faster_rcnn_R_50_FPN_3x.yaml"
@@ -118,14 +113,89 @@ def _light_roi_heads(cfg: CfgNode) -> None:
 
 
 def _efficientnet(cfg: CfgNode, arch: str) -> None:
-    try:
-        from connector.training.backbones.efficientnet_lite import efficientnet_lite_preset
-    except ImportError as exc:  # pragma: no cover - only while the backbone module is missing
-        raise RuntimeError(
-            "the 'fast'/'balanced' presets need connector.training.backbones.efficientnet_lite "
-            f"(EfficientNet-Lite0 backbone), which could not be imported: {exc}"
-        ) from exc
+    """Backbone name, FPN levels/width, anchors, pixel mean/std, INPUT.FORMAT ("RGB") and the
+    MODEL.EFFNET keys (ImageNet weights are loaded when the model is built)."""
+    from connector.modeling.backbones.efficientnet_lite import efficientnet_lite_preset
     efficientnet_lite_preset(cfg, arch, "lite0")
+
+
+def _scratch(cfg: CfgNode) -> None:
+    cfg.MODEL.RESNETS.DEPTH = 18
+    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64  # required by detectron2 for R18/R34
+    cfg.MODEL.RESNETS.NORM = "BN"  # trainable BN (no pretrained statistics to freeze)
+    cfg.MODEL.BACKBONE.FREEZE_AT = 0
+    cfg.MODEL.FPN.OUT_CHANNELS = 128  # halves head cost vs 256 on CPU
+    cfg.MODEL.PIXEL_MEAN = list(_IMAGENET_MEAN_BGR)
+    cfg.MODEL.PIXEL_STD = list(_IMAGENET_STD_BGR)  # unit variance helps random init
+    cfg.INPUT.FORMAT = "BGR"
+    _sizes(cfg, (256, 288, 320, 352, 384), 320, 640)
+    cfg.SOLVER.IMS_PER_BATCH = 4
+    cfg.SOLVER.BASE_LR = 0.01
+    cfg.SOLVER.WARMUP_ITERS = 100
+    cfg.SOLVER.MAX_ITER = 3000
+
+
+def _accurate(cfg: CfgNode) -> None:
+    _light_roi_heads(cfg)
+    _sizes(cfg, (480, 512, 544, 576, 608, 640), 576, 1000)
+    cfg.SOLVER.IMS_PER_BATCH = 2
+    cfg.SOLVER.BASE_LR = 0.0025
+    cfg.SOLVER.WARMUP_ITERS = 100
+    cfg.SOLVER.MAX_ITER = 1500
+
+
+def _effnet_common(cfg: CfgNode) -> None:
+    _sizes(cfg, (288, 320, 352, 384, 416), 352, 640)
+    cfg.SOLVER.IMS_PER_BATCH = 4
+    cfg.SOLVER.WARMUP_ITERS = 50
+
+
+def _fast(cfg: CfgNode) -> None:
+    _efficientnet(cfg, "retinanet")
+    _effnet_common(cfg)
+    # Pretrained features: a lower LR than the zoo's 0.01 (which diverged, see the backbone
+    # notes) plus clipping and warm-up.
+    cfg.SOLVER.BASE_LR = 0.005
+    cfg.SOLVER.MAX_ITER = 2000
+
+
+def _balanced(cfg: CfgNode) -> None:
+    _light_roi_heads(cfg)
+    _efficientnet(cfg, "faster_rcnn")
+    _effnet_common(cfg)
+    cfg.SOLVER.BASE_LR = 0.004
+    cfg.SOLVER.MAX_ITER = 1500
+
+
+def _gpu(cfg: CfgNode) -> None:
+    """A GPU affords bigger images, bigger batches and parallel decoding."""
+    _sizes(cfg, (480, 512, 544, 576, 608, 640), 608, 1024)
+    cfg.SOLVER.BASE_LR *= 8 / cfg.SOLVER.IMS_PER_BATCH  # linear scaling with the batch
+    cfg.SOLVER.IMS_PER_BATCH = 8
+    cfg.DATALOADER.NUM_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named recipe: a model-zoo base config, then `apply` on top of the common settings."""
+    name: str
+    description: str  # one line, shown to makers by GET /presets
+    base: str  # detectron2 model-zoo YAML (packaged in the wheel)
+    apply: Callable[[CfgNode], None]
+    requires_init_weights: bool = False  # only sensible when started from a checkpoint file
+
+
+#: The presets, by name, in the order makers see them.
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("fast", "RetinaNet on an ImageNet-pretrained EfficientNet-Lite0 FPN; quickest useful model on CPU",
+           _RETINANET_BASE, _fast),
+    Preset("balanced", "Faster R-CNN on an ImageNet-pretrained EfficientNet-Lite0 FPN; slower, often more precise",
+           _FASTER_RCNN_BASE, _balanced),
+    Preset("scratch", "RetinaNet ResNet-18 FPN trained from random init (no pretrained weights); needs long budgets",
+           _RETINANET_BASE, _scratch),
+    Preset("accurate", "Faster R-CNN ResNet-50 FPN (model zoo); needs init_weights (a model-zoo file); slow on CPU",
+           _FASTER_RCNN_BASE, _accurate, requires_init_weights=True),
+)}
 
 
 def build_cfg(preset: str, num_classes: int, device: str) -> CfgNode:
@@ -134,55 +204,11 @@ def build_cfg(preset: str, num_classes: int, device: str) -> CfgNode:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     if num_classes < 1:
         raise ValueError("num_classes must be >= 1")
-    gpu = device.startswith("cuda")
-
-    if preset == "scratch":
-        cfg = _from_zoo(_RETINANET_BASE)
-        _common(cfg, preset, num_classes, device)
-        cfg.MODEL.RESNETS.DEPTH = 18
-        cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64  # required by detectron2 for R18/R34
-        cfg.MODEL.RESNETS.NORM = "BN"  # trainable BN (no pretrained statistics to freeze)
-        cfg.MODEL.BACKBONE.FREEZE_AT = 0
-        cfg.MODEL.FPN.OUT_CHANNELS = 128  # halves head cost vs 256 on CPU
-        cfg.MODEL.PIXEL_MEAN = list(_IMAGENET_MEAN_BGR)
-        cfg.MODEL.PIXEL_STD = list(_IMAGENET_STD_BGR)  # unit variance helps random init
-        cfg.INPUT.FORMAT = "BGR"
-        _sizes(cfg, (256, 288, 320, 352, 384), 320, 640)
-        cfg.SOLVER.IMS_PER_BATCH = 4
-        cfg.SOLVER.BASE_LR = 0.01
-        cfg.SOLVER.WARMUP_ITERS = 100
-        cfg.SOLVER.MAX_ITER = 3000
-    elif preset == "accurate":
-        cfg = _from_zoo(_FASTER_RCNN_BASE)
-        _common(cfg, preset, num_classes, device)
-        cfg.ODCONNECT.REQUIRES_INIT_WEIGHTS = True
-        _light_roi_heads(cfg)
-        _sizes(cfg, (480, 512, 544, 576, 608, 640), 576, 1000)
-        cfg.SOLVER.IMS_PER_BATCH = 2
-        cfg.SOLVER.BASE_LR = 0.0025
-        cfg.SOLVER.WARMUP_ITERS = 100
-        cfg.SOLVER.MAX_ITER = 1500
-    else:  # fast / balanced: EfficientNet-Lite0 FPN (ImageNet-pretrained)
-        arch = "retinanet" if preset == "fast" else "faster_rcnn"
-        cfg = _from_zoo(_RETINANET_BASE if arch == "retinanet" else _FASTER_RCNN_BASE)
-        _common(cfg, preset, num_classes, device)
-        if arch == "faster_rcnn":
-            _light_roi_heads(cfg)
-        # Backbone name, FPN levels/width, anchors, pixel mean/std, INPUT.FORMAT ("RGB") and its
-        # own MODEL.EFFNET keys (ImageNet weights loaded when the model is built).
-        _efficientnet(cfg, arch)
-        _sizes(cfg, (288, 320, 352, 384, 416), 352, 640)
-        cfg.SOLVER.IMS_PER_BATCH = 4
-        # Pretrained features: a lower LR than the zoo's 0.01 (which diverged, see
-        # shared/NOTES-backbone.md) plus clipping and warm-up.
-        cfg.SOLVER.BASE_LR = 0.005 if arch == "retinanet" else 0.004
-        cfg.SOLVER.WARMUP_ITERS = 50
-        cfg.SOLVER.MAX_ITER = 2000 if arch == "retinanet" else 1500
-
-    if gpu:
-        # A GPU affords bigger images, bigger batches and parallel decoding.
-        _sizes(cfg, (480, 512, 544, 576, 608, 640), 608, 1024)
-        cfg.SOLVER.BASE_LR *= 8 / cfg.SOLVER.IMS_PER_BATCH  # linear scaling with the batch
-        cfg.SOLVER.IMS_PER_BATCH = 8
-        cfg.DATALOADER.NUM_WORKERS = 4
+    recipe = PRESETS[preset]
+    cfg = _from_zoo(recipe.base)
+    _common(cfg, preset, num_classes, device)
+    cfg.ODCONNECT.REQUIRES_INIT_WEIGHTS = recipe.requires_init_weights
+    recipe.apply(cfg)
+    if device.startswith("cuda"):
+        _gpu(cfg)
     return cfg

@@ -15,7 +15,7 @@ from detectron2.modeling import BACKBONE_REGISTRY, build_backbone, build_model
 from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils.events import EventStorage
 
-from connector.training.backbones import (
+from connector.modeling.backbones import (
     EfficientNetLiteBackbone,
     add_efficientnet_config,
     build_efficientnet_lite_backbone,

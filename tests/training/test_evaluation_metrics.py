@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.inference.predictor import Detection
+from connector.modeling.predictor import Detection
 from connector.training import ImageRecord
 from connector.training.evaluation import evaluate
 

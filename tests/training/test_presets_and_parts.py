@@ -8,7 +8,7 @@ from PIL import Image
 
 from connector.training import PRESETS, ImageRecord, TrainRequest, train
 from connector.training.api import _apply_overrides
-from connector.training.dataset import TrainMapper, load_rgb, records_to_dicts
+from connector.training.dataset import TrainMapper, load_rgb_array, records_to_dicts
 from connector.training.hooks import Clock, lr_factor
 from connector.training.presets import build_cfg
 
@@ -32,7 +32,7 @@ def test_scratch_and_accurate_presets():
 
 @pytest.mark.parametrize("preset,arch", [("fast", "RetinaNet"), ("balanced", "GeneralizedRCNN")])
 def test_efficientnet_presets(preset, arch):
-    pytest.importorskip("connector.training.backbones.efficientnet_lite")
+    pytest.importorskip("connector.modeling.backbones.efficientnet_lite")
     cfg = build_cfg(preset, 2, "cpu")
     assert cfg.MODEL.META_ARCHITECTURE == arch
     assert "efficientnet" in cfg.MODEL.BACKBONE.NAME.lower()
@@ -93,9 +93,9 @@ def test_exif_orientation_and_modes(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees on display
     im.save(tmp_path / "rot.jpg", exif=exif)
-    assert load_rgb(str(tmp_path / "rot.jpg")).shape == (40, 20, 3)
+    assert load_rgb_array(str(tmp_path / "rot.jpg")).shape == (40, 20, 3)
     Image.new("L", (8, 6), 128).save(tmp_path / "gray.png")
-    assert load_rgb(str(tmp_path / "gray.png")).shape == (6, 8, 3)
+    assert load_rgb_array(str(tmp_path / "gray.png")).shape == (6, 8, 3)
 
 
 def test_records_to_dicts_clips_and_drops_degenerate():

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from connector.inference.predictor import Detection, Predictor
+from connector.modeling.predictor import Detection, Predictor
 from connector.training import train
 
-effnet = pytest.importorskip("connector.training.backbones.efficientnet_lite")
+effnet = pytest.importorskip("connector.modeling.backbones.efficientnet_lite")
 pytestmark = pytest.mark.skipif(not effnet.variant_available("lite0"), reason="no packaged Lite0 weights")
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from connector.inference.predictor import Detection, Predictor
+from connector.modeling.predictor import Detection, Predictor
 from connector.training import TrainResult, split_held_out, train
 
 # Lower the model's own score threshold so a barely trained model still returns boxes.

@@ -1,7 +1,7 @@
 """Extra detectron2 backbones. Importing this package registers them in BACKBONE_REGISTRY."""
 
-from connector.training.backbones.efficientnet_lite import __all__  # noqa: F401
-from connector.training.backbones.efficientnet_lite import (  # noqa: F401
+from connector.modeling.backbones.efficientnet_lite import __all__  # noqa: F401
+from connector.modeling.backbones.efficientnet_lite import (  # noqa: F401
     SUPPORTED_VARIANTS,
     EfficientNetLiteBackbone,
     add_efficientnet_config,

@@ -34,7 +34,7 @@ class Detection:
 def _register_custom_backbones() -> None:
     """Import modules that register backbones with detectron2 (absent ones are fine)."""
     try:
-        import connector.training.backbones.efficientnet_lite  # noqa: F401
+        import connector.modeling.backbones.efficientnet_lite  # noqa: F401
     except ImportError:
         pass
 

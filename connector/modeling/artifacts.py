@@ -1,0 +1,49 @@
+"""The files of a trained version, by name, in the version's folder.
+
+One place for these names: training writes them, the predictor and the exports read them, and
+the export zip lists them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["VersionFiles", "WEIGHTS", "CONFIG", "TORCHSCRIPT", "version_folder", "run_folder"]
+
+WEIGHTS = "model_final.pth"   # {"model": state_dict} of the kept weights
+CONFIG = "config.yaml"        # the full detectron2 config tree, ODCONNECT keys included
+TORCHSCRIPT = "model.ts"      # traced on demand by the TorchScript export
+
+
+@dataclass(frozen=True)
+class VersionFiles:
+    folder: Path
+
+    @classmethod
+    def at(cls, folder: str | Path) -> "VersionFiles":
+        return cls(Path(folder))
+
+    @property
+    def weights(self) -> Path:
+        return self.folder / WEIGHTS
+
+    @property
+    def config(self) -> Path:
+        return self.folder / CONFIG
+
+    @property
+    def torchscript(self) -> Path:
+        return self.folder / TORCHSCRIPT
+
+
+def version_folder(artifacts_root: Path, model_id: int, number: int) -> Path:
+    """Where version `number` of a model lives once its run succeeded."""
+    return Path(artifacts_root) / f"model-{model_id}" / f"v{number}"
+
+
+def run_folder(artifacts_root: Path, run_id: int) -> Path:
+    """Where a run trains; renamed to its version folder when it succeeds, removed otherwise."""
+    return Path(artifacts_root) / f".run-{run_id}"
+
+
+RUN_FOLDER_GLOB = ".run-*"  # what recovery removes after a crash

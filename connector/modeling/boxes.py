@@ -1,0 +1,37 @@
+"""Box conversions between the wire's shape and pixels, in one place.
+
+The wire (Custom Vision's shape) says `left, top, width, height` as fractions of the image
+(0..1); training, evaluation, drawing and COCO files use pixels. Every conversion goes through
+these functions so that clipping and rounding agree everywhere.
+"""
+from __future__ import annotations
+
+__all__ = ["fraction_to_pixels", "pixels_to_fraction", "clip_xyxy"]
+
+EPS = 1e-6
+
+
+def fraction_to_pixels(left: float, top: float, width: float, height: float,
+                       image_width: int, image_height: int) -> tuple[float, float, float, float]:
+    """(x, y, w, h) in pixels of a box given as fractions of the image."""
+    return left * image_width, top * image_height, width * image_width, height * image_height
+
+
+def clip_xyxy(x0: float, y0: float, x1: float, y1: float, image_width: int,
+              image_height: int) -> tuple[float, float, float, float]:
+    """The part of the box inside the image."""
+    return max(x0, 0.0), max(y0, 0.0), min(x1, float(image_width)), min(y1, float(image_height))
+
+
+def pixels_to_fraction(x0: float, y0: float, x1: float, y1: float, image_width: int, image_height: int,
+                       digits: int | None = None) -> dict[str, float]:
+    """{left, top, width, height} in 0..1 of a corner-form pixel box, clipped to the image.
+
+    `digits` rounds for the wire; the sum left + width never exceeds 1 by more than rounding.
+    """
+    x0, y0, x1, y1 = clip_xyxy(x0, y0, x1, y1, image_width, image_height)
+    left, top = x0 / image_width, y0 / image_height
+    box = {"left": left, "top": top,
+           "width": min(max(x1 - x0, 0.0) / image_width, 1 - left + EPS),
+           "height": min(max(y1 - y0, 0.0) / image_height, 1 - top + EPS)}
+    return {k: round(v, digits) for k, v in box.items()} if digits is not None else box
