@@ -1,9 +1,8 @@
-"""create_app(config): the Connexion app serving openapi/odconnect.yaml, with its parts injected."""
+"""create_app(config): the Connexion app serving the spec, with its parts built and injected."""
 from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 
 import connexion
 from connexion.options import SwaggerUIOptions
@@ -11,6 +10,7 @@ from flask import Response, json
 
 from model_store import Store
 
+from .api.urls import absolute
 from .config import load_config
 from .context import AppContext
 from .errors import OdError
@@ -19,14 +19,12 @@ from .inference.model_thread import ModelThread
 from .jobs.runs import RunManager
 from .jobs.scheduler import RetrainScheduler
 from .jobs.webhooks import WebhookDispatcher
-from .services.inference import predictor_loader, warm_published
-from .api.urls import absolute
+from .routes import SWAGGER_UI
 from .routing import SnakeCaseResolver
 from .security import api_key_handler
+from .services.inference import predictor_loader, warm_published
+from .spec import SPEC_DIR, SPEC_FILE
 
-SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
-SPEC_FILE = "odconnect.yaml"
-API_PREFIX = "/api/v1"
 log = logging.getLogger("odconnect")
 
 
@@ -36,13 +34,29 @@ def problem(status: int, title: str, detail: str, headers: dict | None = None, *
                     mimetype="application/problem+json")
 
 
+def _start_parts(config: dict, store: Store) -> AppContext:
+    """Build and start the background parts, in the order AppContext.close() undoes."""
+    model_thread = ModelThread()  # before the cache: it closes after it
+    predictors = PredictorCache(predictor_loader(store, config["inference"]["torch_threads"], model_thread),
+                                config["inference"]["cache_size"])
+    threading.Thread(target=warm_published, args=(store, predictors), name="warm-predictors", daemon=True).start()
+    # Before the runs: closed after them, so that events of runs stopped by a shutdown are stored first.
+    webhooks = WebhookDispatcher(store, config)
+    webhooks.start()
+    runs = RunManager(store, config)
+    runs.start()
+    scheduler = RetrainScheduler(store, config, runs.submit)
+    scheduler.start()
+    return AppContext(config=config, store=store, model_thread=model_thread, predictors=predictors,
+                      webhooks=webhooks, runs=runs, scheduler=scheduler)
+
+
 def create_app(config: dict | None = None) -> connexion.FlaskApp:
     """Build the service. `config` is a full tree from `load_config` (tests pass overrides through it)."""
     config = config or load_config()
     # Connexion logs a warning per request on operations that accept several content types.
     logging.getLogger("connexion.operations.openapi3").setLevel(logging.ERROR)
     store = Store(config["storage"]["database_url"], config["storage"]["root"])
-    context = AppContext(config=config, store=store)
 
     app = connexion.FlaskApp(
         __name__,
@@ -55,11 +69,10 @@ def create_app(config: dict | None = None) -> connexion.FlaskApp:
         pythonic_params=True,
         strict_validation=True,
         validate_responses=False,
-        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
+        swagger_ui_options=SwaggerUIOptions(swagger_ui_path=SWAGGER_UI),
     )
     flask_app = app.app
     flask_app.config["MAX_CONTENT_LENGTH"] = config["limits"]["max_import_bytes"]
-    flask_app.extensions["odconnect"] = context
 
     @flask_app.errorhandler(OdError)
     def _od_error(exc: OdError):
@@ -68,23 +81,7 @@ def create_app(config: dict | None = None) -> connexion.FlaskApp:
             headers["Location"] = absolute(headers["Location"])
         return problem(exc.status, exc.title, exc.detail, headers=headers, **exc.extra)
 
-    threads = config["inference"]["torch_threads"]
-    # Created before the cache so that it closes after it (services close in reverse order).
-    model_thread = ModelThread()
-    context.services["model_thread"] = model_thread
-    predictors = PredictorCache(predictor_loader(store, threads, model_thread), config["inference"]["cache_size"])
-    context.services["predictors"] = predictors
-    threading.Thread(target=warm_published, args=(store, predictors), name="warm-predictors", daemon=True).start()
-    # Before the runs: closed after them, so that events of runs stopped by a shutdown are stored first.
-    webhooks = WebhookDispatcher(store, config)
-    context.services["webhooks"] = webhooks
-    webhooks.start()
-    runs = RunManager(store, config)
-    context.services["runs"] = runs
-    runs.start()
-    scheduler = RetrainScheduler(store, config, runs.submit)
-    context.services["scheduler"] = scheduler
-    scheduler.start()
-
+    context = _start_parts(config, store)
+    flask_app.extensions["odconnect"] = context
     app.odconnect = context  # tests and the CLI reach the parts here
     return app

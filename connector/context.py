@@ -1,31 +1,47 @@
-"""What a request handler can reach: injected by create_app, stored on the Flask app."""
+"""What a request handler can reach: the parts create_app builds, as typed fields.
+
+Handlers take the context with `ctx()` and hand the parts a use case needs to one service
+function; nothing is looked up by a string key.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import current_app
 
 from model_store import Store
+
+if TYPE_CHECKING:  # the parts import torch and APScheduler; the context itself stays light
+    from .inference.cache import PredictorCache
+    from .inference.model_thread import ModelThread
+    from .jobs.runs import RunManager
+    from .jobs.scheduler import RetrainScheduler
+    from .jobs.webhooks import WebhookDispatcher
 
 
 @dataclass
 class AppContext:
     config: dict
     store: Store
-    # Filled in by the parts that own them (training runs, predictors, scheduler).
-    services: dict[str, Any] = field(default_factory=dict)
+    model_thread: "ModelThread"
+    predictors: "PredictorCache"
+    webhooks: "WebhookDispatcher"
+    runs: "RunManager"
+    scheduler: "RetrainScheduler"
 
     @property
     def limits(self) -> dict:
         return self.config["limits"]
 
     def close(self) -> None:
-        """Stop background parts (workers, scheduler) in reverse order, then the store."""
-        for part in reversed(list(self.services.values())):
-            stop = getattr(part, "close", None)
-            if stop:
-                stop()
+        """Stop the background parts in the reverse order of their start, then the store.
+
+        The scheduler stops first (no new runs), then the runs (their end events are stored),
+        then the webhook dispatcher, the predictors and finally the model thread they run on.
+        """
+        for part in (self.scheduler, self.runs, self.webhooks, self.predictors, self.model_thread):
+            part.close()
         self.store.dispose()
 
 

@@ -34,3 +34,7 @@ class TooLarge(OdError):
 
 class Unsupported(OdError):
     status, title = 415, "Unsupported Media Type"
+
+
+class Unavailable(OdError):
+    status, title = 503, "Service Unavailable"

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from model_store.schema import Dataset, Image, Label, Model, Region, TrainingRun, Version
+from model_store.schema import (Dataset, Draft, Image, Label, Model, Region, Schedule, TrainingRun, Version,
+                                WebhookDelivery, WebhookSubscription, WeightFile)
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -105,3 +106,37 @@ def run_view(run: TrainingRun, base_url: str = "") -> dict:
         "started": iso(run.started_at),
         "finished": iso(run.finished_at),
     }
+
+
+def schedule_view(sch: Schedule, next_run: dt.datetime | None = None) -> dict:
+    return {"modelId": sch.model_id, "cron": sch.cron, "onlyIfNewData": sch.only_if_new_data,
+            "enabled": sch.enabled, "lastFired": iso(sch.last_fired_at), "lastOutcome": sch.last_outcome or None,
+            "nextRun": next_run.isoformat() if next_run else None}
+
+
+def draft_view(draft: Draft, model: Model, base: Version | None) -> dict:
+    return {"modelId": model.id, "settings": draft.settings,
+            "baseVersion": base.number if base else None, "updated": iso(draft.updated_at)}
+
+
+def weight_view(wf: WeightFile) -> dict:
+    return {"name": wf.name, "sizeBytes": wf.size_bytes, "sha256": wf.sha256, "created": iso(wf.created_at)}
+
+
+def subscription_view(sub: WebhookSubscription, counts: dict | None = None, recent=None,
+                      with_secret: bool = False) -> dict:
+    out = {"id": sub.id, "event": sub.event, "modelId": sub.model_id, "callbackUrl": sub.callback_url,
+           "created": iso(sub.created_at)}
+    if with_secret:
+        out["secret"] = sub.secret
+    if counts is not None:
+        out["deliveries"] = {k: counts.get(k, 0) for k in ("pending", "delivered", "failed")}
+    if recent is not None:
+        out["recentDeliveries"] = [delivery_view(d) for d in recent]
+    return out
+
+
+def delivery_view(d: WebhookDelivery) -> dict:
+    return {"id": d.id, "event": d.event, "status": d.status, "attempts": d.attempts,
+            "nextAttempt": iso(d.next_attempt_at) if d.status == "pending" else None,
+            "lastError": d.last_error or None, "created": iso(d.created_at), "delivered": iso(d.delivered_at)}

@@ -165,7 +165,7 @@ def test_concurrent_detects_during_publish_switches(trained):
     for t in threads:
         t.join()
     assert errors == [] and len(results) == 24
-    cache = api.app.odconnect.services["predictors"]
+    cache = api.app.odconnect.predictors
     assert cache.loads <= 2  # each version was loaded once, never per request
 
 
@@ -174,8 +174,8 @@ def test_loading_and_every_forward_pass_run_on_the_model_thread(trained):
     from connector.inference.model_thread import ThreadBoundPredictor
     api, m = trained
     api.post(f"/models/{m['id']}/versions/1/publish")
-    services = api.app.odconnect.services
-    predictor = services["predictors"].get(api.get(f"/models/{m['id']}/versions/1").json()["id"])
+    parts = api.app.odconnect
+    predictor = parts.predictors.get(api.get(f"/models/{m['id']}/versions/1").json()["id"])
     assert isinstance(predictor, ThreadBoundPredictor)
     seen = set()
     hook = predictor.predictor.model.register_forward_pre_hook(lambda *_: seen.add(threading.get_ident()))
@@ -190,7 +190,7 @@ def test_loading_and_every_forward_pass_run_on_the_model_thread(trained):
         assert api.post(f"/models/{m['id']}/quick-test", json={"content": data}).status_code == 200
     finally:
         hook.remove()
-    assert seen == {services["model_thread"].ident}
+    assert seen == {parts.model_thread.ident}
 
 
 def test_export_zip_holds_config_weights_and_labels(trained):
@@ -209,7 +209,7 @@ def test_torchscript_export_matches_the_predictor(trained):
     assert "model.ts" in archive.namelist()
     traced = torch.jit.load(io.BytesIO(archive.read("model.ts")))
     folder = Path(api.app.odconnect.store.artifacts_root) / f"model-{m['id']}" / "v1"
-    predictor = api.app.odconnect.services["predictors"].get(
+    predictor = api.app.odconnect.predictors.get(
         api.get(f"/models/{m['id']}/versions/1").json()["id"])
     image = Image.open(io.BytesIO(shapes_image(4)[0])).convert("RGB").resize((128, 128))
     chw = torch.as_tensor(np.asarray(image).copy()).permute(2, 0, 1).float()
@@ -232,7 +232,7 @@ def test_a_restarted_server_warms_the_published_version(trained):
     version_id = api.get(f"/models/{m['id']}/versions/2").json()["id"]
     app = create_app(api.app.odconnect.config)
     try:
-        cache = app.odconnect.services["predictors"]
+        cache = app.odconnect.predictors
         deadline = time.time() + 60
         while version_id not in cache:
             assert time.time() < deadline, "published version was not warmed"

@@ -21,7 +21,7 @@ def test_schedule_is_validated_registered_and_retrains_only_on_new_data(make_app
     assert r.status_code == 400 and "not valid" in r.json()["detail"]
     r = api.put(url, json={"cron": "0 3 * * *"})
     assert r.status_code == 200 and r.json()["nextRun"].endswith("03:00:00+00:00")
-    scheduler = api.app.odconnect.services["scheduler"]
+    scheduler = api.app.odconnect.scheduler
     assert scheduler.scheduler.get_job(f"retrain-{m['id']}") is not None
     api.put(f"/models/{m['id']}/draft", json={"settings": {"maxIterations": 2}})
 

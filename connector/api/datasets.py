@@ -27,36 +27,19 @@ def check_data(model_id, dataset_id=None):
 
 def import_coco(model_id, dataset_id, body=None, **_files):
     c = ctx()
-    limits = c.limits
     images = request.files.get("images")
     if images is None:
         raise Invalid("send the images as a zip in the 'images' form field")
-    source = coco.ZipSource(images.read(), limits["max_import_bytes"], limits["max_image_bytes"])
     annotations = request.files.get("annotations")
-    if annotations is not None:
-        raw = annotations.read()
-    else:
-        found = source.json_files()
-        if len(found) != 1:
-            raise Invalid("send the COCO annotations in the 'annotations' form field, "
-                          f"or put exactly one .json file in the zip (found {len(found)})")
-        raw = source.read_named(found[0])
     add = str((body or {}).get("addLabels", "true")).lower() not in ("false", "0", "no")
-    report = coco.import_coco(c.store, limits, model_id, dataset_id, coco.parse_coco(raw), source, add)
-    return report, 201
+    return coco.import_zip(c.store, c.limits, model_id, dataset_id, images.read(),
+                           annotations.read() if annotations is not None else None, add), 201
 
 
 def import_coco_folder(model_id, dataset_id, body):
     c = ctx()
-    folder = coco.resolve_import_folder(c.config["storage"]["import_root"], body["folder"])
-    read = coco.FolderSource(folder, c.limits["max_image_bytes"])
-    try:
-        raw = read(body.get("annotations", "coco.json"))
-    except FileNotFoundError as exc:
-        raise Invalid(f"annotations file: {exc}") from exc
-    report = coco.import_coco(c.store, c.limits, model_id, dataset_id, coco.parse_coco(raw), read,
-                              body.get("addLabels", True))
-    return report, 201
+    return coco.import_folder(c.store, c.limits, c.config["storage"]["import_root"], model_id, dataset_id,
+                              body["folder"], body.get("annotations", "coco.json"), body.get("addLabels", True)), 201
 
 
 def export_coco(model_id, dataset_id, include_images=False):

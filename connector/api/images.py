@@ -8,6 +8,7 @@ from flask import Response, request
 from ..context import ctx
 from ..errors import Invalid
 from ..services import images as svc
+from ..services import inference
 from ..services.images import Upload
 
 
@@ -76,14 +77,4 @@ def approve_regions(model_id, dataset_id, image_id, body=None):
 
 def suggest_regions(model_id, dataset_id, image_id, version=None, threshold=None):
     """ML-assisted labeling: the last trained version proposes boxes, a person approves them."""
-    from ..imaging import load_rgb
-    from ..services import inference
-    c = ctx()
-    data, _ = svc.image_content(c.store, model_id, dataset_id, image_id)
-    target = inference.resolve(c.store, model_id, version, "lastTrained")
-    predictor = c.services["predictors"].get(target.version_id)
-    threshold = c.config["inference"]["default_threshold"] if threshold is None else threshold
-    result, _ = inference.detect(predictor, target, load_rgb(data), threshold)
-    suggestions = [{"labelName": p["tagName"], "probability": p["probability"], **p["boundingBox"]}
-                   for p in result["predictions"]]
-    return svc.replace_suggestions(c.store, model_id, dataset_id, image_id, suggestions)
+    return inference.suggest_regions(ctx(), model_id, dataset_id, image_id, version, threshold)

@@ -1,15 +1,14 @@
+"""Detect, batch detect, quick test, publish, export: parse the request, call one service."""
 from __future__ import annotations
 
 import base64
-import io
-import zipfile
-from pathlib import Path
 
 from flask import Response, request
 
 from ..context import ctx
-from ..errors import Invalid, OdError
+from ..errors import Invalid
 from ..services import inference as svc
+from ..services.inference import DetectOptions
 from .images import decode_base64
 
 
@@ -28,75 +27,44 @@ def _image_from_request(body) -> tuple[bytes, str]:
     return request.get_data(cache=False), "image"
 
 
-def _options(body, threshold, max_results, labels):
+def _options(body, threshold, max_results, labels) -> DetectOptions:
     """Query parameters, or the same keys in a JSON body (what a flow's action form sends)."""
     body = body if isinstance(body, dict) else {}
     threshold = body.get("threshold", threshold)
-    max_results = body.get("maxResults", max_results)
     labels = body.get("labels", labels)
     if isinstance(labels, str):
         labels = [x.strip() for x in labels.split(",") if x.strip()]
-    return (ctx().config["inference"]["default_threshold"] if threshold is None else float(threshold),
-            max_results, labels or None)
-
-
-def _run(model_id, version, alias, data: bytes, name: str, opts):
-    c = ctx()
-    target = svc.resolve(c.store, model_id, version, alias)
-    image = svc.decode_for_detection(data, c.limits, name)
-    predictor = c.services["predictors"].get(target.version_id)
-    body, kept = svc.detect(predictor, target, image, *opts)
-    return body, kept, image
+    return DetectOptions(None if threshold is None else float(threshold), body.get("maxResults", max_results),
+                         tuple(labels) if labels else None)
 
 
 def detect_objects(model_id, body=None, threshold=None, max_results=None, labels=None):
     data, name = _image_from_request(body)
-    result, _, _ = _run(model_id, None, "published", data, name, _options(body, threshold, max_results, labels))
-    return result
+    return svc.detect_image(ctx(), model_id, data, name, _options(body, threshold, max_results, labels))
 
 
 def detect_objects_batch(model_id, body=None, threshold=None, max_results=None, labels=None, **_files):
-    c = ctx()
     if (request.mimetype or "") == "multipart/form-data":
         items = [(f.filename or f"file-{i + 1}", f.read) for i, f in enumerate(request.files.getlist("files"))]
     else:
-        items = [(it.get("name") or f"image-{i + 1}", lambda it=it, i=i: decode_base64(it["content"], f"images[{i}].content"))
+        items = [(it.get("name") or f"image-{i + 1}",
+                  lambda it=it, i=i: decode_base64(it["content"], f"images[{i}].content"))
                  for i, it in enumerate((body or {}).get("images", []))]
-    if not items:
-        raise Invalid("send at least one image")
-    if len(items) > c.config["inference"]["max_batch"]:
-        raise Invalid(f"{len(items)} images is over the batch limit of {c.config['inference']['max_batch']}")
-    opts = _options(body, threshold, max_results, labels)
-    target = svc.resolve(c.store, model_id, None, "published")  # one version for the whole batch
-    predictor = c.services["predictors"].get(target.version_id)
-    results = []
-    for name, read in items:
-        try:
-            image = svc.decode_for_detection(read(), c.limits, name)
-            result, _ = svc.detect(predictor, target, image, *opts)
-            results.append({"name": name, "status": "ok", "result": result})
-        except OdError as exc:
-            results.append({"name": name, "status": "error", "error": {"status": exc.status, "detail": exc.detail}})
-    return {"model": {"id": target.model_id, "name": target.model_name}, "version": target.version_number,
-            "results": results}
+    return svc.detect_batch(ctx(), model_id, items, _options(body, threshold, max_results, labels))
 
 
 def quick_test(model_id, body=None, version=None, threshold=None, max_results=None, labels=None):
     data, name = _image_from_request(body)
     version = (body or {}).get("version", version) if isinstance(body, dict) else version
-    result, kept, image = _run(model_id, version, "lastTrained", data, name,
-                               _options(body, threshold, max_results, labels))
-    from ..inference.draw import draw_detections
-    png = draw_detections(image, kept)
+    result, png = svc.quick_test(ctx(), model_id, version, data, name, _options(body, threshold, max_results, labels))
     if request.accept_mimetypes.best_match(["application/json", "image/png"]) == "image/png":
         return Response(png, mimetype="image/png")
-    result["annotatedImage"] = base64.b64encode(png).decode()
-    return result
+    return {**result, "annotatedImage": base64.b64encode(png).decode()}
 
 
 def publish_version(model_id, version):
     c = ctx()
-    return svc.publish(c.store, c.services["predictors"], model_id, version)
+    return svc.publish(c.store, c.predictors, model_id, version)
 
 
 def unpublish_model(model_id):
@@ -104,19 +72,6 @@ def unpublish_model(model_id):
 
 
 def export_version(model_id, version, format_="detectron2"):  # connexion renames `format`
-    c = ctx()
-    target = svc.resolve(c.store, model_id, version, "lastTrained")
-    from ..services.versions import artifact_dir
-    folder = Path(artifact_dir(c.store, target.version_id))
-    if format_ == "torchscript":
-        from ..inference.export import export_torchscript
-        c.services["model_thread"].call(export_torchscript, folder)  # tracing runs the model
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(folder.iterdir()):
-            # the traced model goes out only when asked for: it is large
-            if path.is_file() and (format_ == "torchscript" or path.suffix != ".ts"):
-                zf.write(path, path.name)
-    filename = f"{target.model_name}-v{target.version_number}.zip".replace('"', "")
-    return Response(buf.getvalue(), mimetype="application/zip",
+    filename, archive = svc.export_version(ctx(), model_id, version, format_)
+    return Response(archive, mimetype="application/zip",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})

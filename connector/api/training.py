@@ -1,28 +1,26 @@
 from __future__ import annotations
 
 from ..context import ctx
-from .urls import absolute
+from ..routes import run_path
 from ..services import training as svc
+from ..services import weights
+from .urls import absolute
 
 
 def _accepted(run: dict):
     retry = str(ctx().config["training"]["retry_after_seconds"])
-    return run, 202, {"Location": absolute(svc.run_location(run["modelId"], run["id"])), "Retry-After": retry}
-
-
-def _start(model_id, body, trigger="api", retrain_ref=None):
-    c = ctx()
-    run = svc.start_training(c.store, c.config, model_id, body, trigger, retrain_ref)
-    c.services["runs"].submit(run["id"])
-    return _accepted(run)
+    return run, 202, {"Location": absolute(run_path(run["modelId"], run["id"])), "Retry-After": retry}
 
 
 def train_model(model_id, body=None):
-    return _start(model_id, body)
+    c = ctx()
+    return _accepted(svc.submit_training(c.store, c.config, c.runs, model_id, body))
 
 
 def retrain_version(model_id, version, body=None):
-    return _start(model_id, {"warmStart": bool((body or {}).get("warmStart"))}, "retrain", version)
+    c = ctx()
+    return _accepted(svc.submit_training(c.store, c.config, c.runs, model_id,
+                                         {"warmStart": bool((body or {}).get("warmStart"))}, "retrain", version))
 
 
 def list_training_runs(model_id):
@@ -38,17 +36,12 @@ def get_training_run(model_id, run_id):
 
 def cancel_training_run(model_id, run_id):
     c = ctx()
-    run, signal = svc.request_cancel(c.store, model_id, run_id)
-    if signal:
-        c.services["runs"].cancel(run_id)
-    return run, 202
+    return svc.cancel_run(c.store, c.runs, model_id, run_id), 202
 
 
 def list_presets():
-    from ..training.presets import PRESETS
-    return [{"name": p.name, "description": p.description} for p in PRESETS.values()]
+    return svc.list_presets()
 
 
 def list_weights():
-    from ..services.weights import list_weights as listing
-    return listing(ctx().store)
+    return weights.list_weights(ctx().store)

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from ..context import ctx
+from ..routes import subscription_path
 from .urls import absolute
 from ..services import webhooks as svc
 
 
 def _created(view: dict):
-    return view, 201, {"Location": absolute(svc.subscription_location(view["id"]))}
+    return view, 201, {"Location": absolute(subscription_path(view["id"]))}
 
 
 def on_training_run_finished(body):

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import yaml
 
-SPEC_PATH = Path(__file__).resolve().parent.parent.parent / "openapi" / "odconnect.yaml"
+from ..spec import SPEC_PATH
 PLACEHOLDER_HOST = "localhost:8080"
 DEFAULT_SCHEMES = ("https",)
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")

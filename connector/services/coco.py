@@ -165,6 +165,30 @@ def resolve_import_folder(import_root: str, folder: str) -> Path:
 
 # --- the import -----------------------------------------------------------------------------
 
+def import_zip(store: Store, limits: dict, model_ref, dataset_id: int, archive: bytes,
+               annotations: bytes | None, add_labels: bool = True) -> dict:
+    """A zip of images, with the COCO file sent beside it or as the zip's one .json file."""
+    source = ZipSource(archive, limits["max_import_bytes"], limits["max_image_bytes"])
+    if annotations is None:
+        found = source.json_files()
+        if len(found) != 1:
+            raise Invalid("send the COCO annotations in the 'annotations' form field, "
+                          f"or put exactly one .json file in the zip (found {len(found)})")
+        annotations = source.read_named(found[0])
+    return import_coco(store, limits, model_ref, dataset_id, parse_coco(annotations), source, add_labels)
+
+
+def import_folder(store: Store, limits: dict, import_root: str, model_ref, dataset_id: int, folder: str,
+                  annotations: str = "coco.json", add_labels: bool = True) -> dict:
+    """A folder of the server (under storage.import_root) with its COCO file."""
+    read = FolderSource(resolve_import_folder(import_root, folder), limits["max_image_bytes"])
+    try:
+        raw = read(annotations)
+    except FileNotFoundError as exc:
+        raise Invalid(f"annotations file: {exc}") from exc
+    return import_coco(store, limits, model_ref, dataset_id, parse_coco(raw), read, add_labels)
+
+
 def import_coco(store: Store, limits: dict, model_ref, dataset_id: int, coco: COCO,
                 read_file: Callable[[str], bytes], add_labels: bool = True) -> dict:
     report = ImportReport()

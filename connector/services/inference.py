@@ -1,26 +1,41 @@
-"""Detect, quick test, publish: the published model answering flows.
+"""Detect, batch detect, quick test, suggest, export, publish: trained versions at work.
 
 The path of a detect request: one transaction resolves the model (id or name)
-to its published version -> the predictor cache returns that version's warm
-predictor -> detectron2 -> boxes normalized to Custom Vision's shape, plus
-AI Builder's counts per label.
+to its published version -> the image is decoded once -> the predictor cache
+returns that version's warm predictor -> detectron2 -> boxes normalized to
+Custom Vision's shape, plus AI Builder's counts per label.
 """
 from __future__ import annotations
 
+import io
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from model_store import Store
 from model_store.schema import Model, Version
 
-from ..errors import Conflict, Invalid
+from ..errors import Conflict, Invalid, OdError
 from ..imaging import check_image
 from ..modeling.artifacts import VersionFiles
 from ..modeling.boxes import pixels_to_fraction
+from . import images as images_svc
 from . import webhooks
 from .catalog import get_model
 from .versions import get_version
+
+if TYPE_CHECKING:
+    from ..context import AppContext
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    """What a caller may ask of a detection; a threshold of None means the default."""
+    threshold: float | None = None
+    max_results: int | None = None
+    labels: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,7 +90,7 @@ def decode_for_detection(data: bytes, limits: dict, name: str = "image"):
 
 
 def detect(predictor, target: Target, image, threshold: float = 0.5, max_results: int | None = None,
-           label_filter: list[str] | None = None) -> tuple[dict, list[dict]]:
+           label_filter: tuple[str, ...] | list[str] | None = None) -> tuple[dict, list[dict]]:
     """Run the predictor; answer in Custom Vision's and AI Builder's shapes.
 
     Returns the response body and the kept detections in pixels (for drawing).
@@ -153,3 +168,82 @@ def warm_published(store: Store, cache) -> None:
         except Exception:  # a broken version must not stop the service; detect will report it
             import logging
             logging.getLogger("odconnect.inference").exception("could not warm version %s", version_id)
+
+
+# --- the use cases the API calls -------------------------------------------------------------
+
+def _detect_on(ctx: "AppContext", target: Target, data: bytes, name: str, options: DetectOptions):
+    image = decode_for_detection(data, ctx.limits, name)
+    threshold = ctx.config["inference"]["default_threshold"] if options.threshold is None else options.threshold
+    body, kept = detect(ctx.predictors.get(target.version_id), target, image, threshold,
+                        options.max_results, options.labels)
+    return body, kept, image
+
+
+def detect_image(ctx: "AppContext", model_ref, data: bytes, name: str, options: DetectOptions) -> dict:
+    """Detect with the published version: what flows and apps call."""
+    target = resolve(ctx.store, model_ref, None, "published")
+    return _detect_on(ctx, target, data, name, options)[0]
+
+
+def detect_batch(ctx: "AppContext", model_ref, items: list[tuple[str, Callable[[], bytes]]],
+                 options: DetectOptions) -> dict:
+    """Each image's answer or its own error; one version answers the whole batch.
+
+    `items` are (name, read) pairs: reading (e.g. decoding base64) may fail for one image alone.
+    """
+    if not items:
+        raise Invalid("send at least one image")
+    limit = ctx.config["inference"]["max_batch"]
+    if len(items) > limit:
+        raise Invalid(f"{len(items)} images is over the batch limit of {limit}")
+    target = resolve(ctx.store, model_ref, None, "published")
+    results = []
+    for name, read in items:
+        try:
+            results.append({"name": name, "status": "ok", "result": _detect_on(ctx, target, read(), name, options)[0]})
+        except OdError as exc:
+            results.append({"name": name, "status": "error", "error": {"status": exc.status, "detail": exc.detail}})
+    return {"model": {"id": target.model_id, "name": target.model_name}, "version": target.version_number,
+            "results": results}
+
+
+def quick_test(ctx: "AppContext", model_ref, version_ref: str | None, data: bytes, name: str,
+               options: DetectOptions) -> tuple[dict, bytes]:
+    """Detect with a trained version (the last trained by default) and draw the boxes: (answer, PNG)."""
+    from ..inference.draw import draw_detections
+    target = resolve(ctx.store, model_ref, version_ref, "lastTrained")
+    body, kept, image = _detect_on(ctx, target, data, name, options)
+    return body, draw_detections(image, kept)
+
+
+def suggest_regions(ctx: "AppContext", model_ref, dataset_id: int, image_id: int, version_ref: str | None,
+                    threshold: float | None) -> dict:
+    """ML-assisted labeling: a trained version proposes boxes, stored unapproved for a person to review."""
+    data, _ = images_svc.image_content(ctx.store, model_ref, dataset_id, image_id)
+    target = resolve(ctx.store, model_ref, version_ref, "lastTrained")
+    body, _, _ = _detect_on(ctx, target, data, f"image {image_id}", DetectOptions(threshold))
+    suggestions = [{"labelName": p["tagName"], "probability": p["probability"], **p["boundingBox"]}
+                   for p in body["predictions"]]
+    return images_svc.replace_suggestions(ctx.store, model_ref, dataset_id, image_id, suggestions)
+
+
+EXPORT_FORMATS = ("detectron2", "torchscript")
+
+
+def export_version(ctx: "AppContext", model_ref, version_ref: str, fmt: str) -> tuple[str, bytes]:
+    """(file name, zip bytes) of a version's files; TorchScript is traced once, on the model thread."""
+    if fmt not in EXPORT_FORMATS:
+        raise Invalid(f"unknown export format {fmt!r}; choose one of {list(EXPORT_FORMATS)}")
+    target = resolve(ctx.store, model_ref, version_ref, "lastTrained")
+    with ctx.store.transaction() as s:
+        files = VersionFiles.at(s.get(Version, target.version_id).artifact_dir)
+    wanted = [files.weights, files.config]
+    if fmt == "torchscript":
+        from ..inference.export import export_torchscript
+        wanted.append(ctx.model_thread.call(export_torchscript, files.folder))  # tracing runs the model
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in wanted:
+            zf.write(path, path.name)
+    return f"{target.model_name}-v{target.version_number}.zip".replace('"', ""), buf.getvalue()

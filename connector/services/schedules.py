@@ -10,7 +10,7 @@ from model_store import Store
 from model_store.schema import Model, Schedule, Version, utcnow
 
 from ..errors import Invalid, OdError
-from ..views import iso
+from ..views import schedule_view
 from .catalog import get_model, get_model_part
 
 log = logging.getLogger("odconnect.schedule")
@@ -23,13 +23,9 @@ def parse_cron(expr: str) -> CronTrigger:
         raise Invalid(f"cron {expr!r} is not valid: {exc} (five fields: minute hour day month weekday)") from exc
 
 
-def schedule_view(sch: Schedule, next_run=None) -> dict:
-    return {"modelId": sch.model_id, "cron": sch.cron, "onlyIfNewData": sch.only_if_new_data,
-            "enabled": sch.enabled, "lastFired": iso(sch.last_fired_at), "lastOutcome": sch.last_outcome or None,
-            "nextRun": next_run.isoformat() if next_run else None}
-
-
-def save_schedule(store: Store, model_ref, cron: str, only_if_new_data: bool = True, enabled: bool = True) -> dict:
+def save_schedule(store: Store, scheduler, model_ref, cron: str, only_if_new_data: bool = True,
+                  enabled: bool = True) -> dict:
+    """Store the schedule, then bring the running scheduler in step with it."""
     parse_cron(cron)
     with store.transaction() as s:
         model = get_model(s, model_ref)
@@ -37,19 +33,26 @@ def save_schedule(store: Store, model_ref, cron: str, only_if_new_data: bool = T
         sch.cron, sch.only_if_new_data, sch.enabled = cron, only_if_new_data, enabled
         s.add(sch)
         s.flush()
-        return schedule_view(sch)
+        model_id = model.id
+    if enabled:
+        scheduler.set(model_id, cron)
+    else:
+        scheduler.remove(model_id)
+    return get_schedule(store, scheduler, model_id)
 
 
-def get_schedule(store: Store, model_ref) -> dict:
+def get_schedule(store: Store, scheduler, model_ref) -> dict:
     with store.transaction() as s:
-        return schedule_view(get_model_part(s, Schedule, get_model(s, model_ref), "retraining schedule"))
+        sch = get_model_part(s, Schedule, get_model(s, model_ref), "retraining schedule")
+        return schedule_view(sch, scheduler.next_run(sch.model_id))
 
 
-def delete_schedule(store: Store, model_ref) -> int:
+def delete_schedule(store: Store, scheduler, model_ref) -> None:
     with store.transaction() as s:
         model = get_model(s, model_ref)
         s.delete(get_model_part(s, Schedule, model, "retraining schedule"))
-        return model.id
+        model_id = model.id
+    scheduler.remove(model_id)
 
 
 def active_schedules(store: Store) -> list[tuple[int, str]]:

@@ -27,6 +27,7 @@ from ..errors import Conflict, Invalid, NotFound
 from ..modeling.artifacts import RUN_FOLDER_GLOB, VersionFiles, run_folder, version_folder
 from ..modeling.boxes import fraction_to_pixels
 from ..modeling.records import ImageRecord
+from ..routes import run_path
 from ..views import run_view
 from . import versions as versions_svc
 from . import webhooks
@@ -34,6 +35,11 @@ from .catalog import get_model
 from .data_check import data_check, require_trainable
 
 log = logging.getLogger("odconnect.training")
+
+
+def list_presets() -> list[dict]:
+    from ..training.presets import PRESETS
+    return [{"name": p.name, "description": p.description} for p in PRESETS.values()]
 
 
 def preset_names() -> list[str]:
@@ -44,10 +50,6 @@ def preset_names() -> list[str]:
 def preset_needs_weights(preset: str) -> bool:
     from ..training.presets import PRESETS
     return PRESETS[preset].requires_init_weights
-
-
-def run_location(model_id: int, run_id: int) -> str:
-    return f"/api/v1/models/{model_id}/runs/{run_id}"
 
 
 # --- starting -------------------------------------------------------------------------------
@@ -77,8 +79,8 @@ def start_training(store: Store, config: dict, model_ref, body: dict | None, tri
                                                     TrainingRun.status.in_(ACTIVE_RUN_STATES)))
         if active is not None:
             raise Conflict(f"model {model.name!r} already has run {active.id} {active.status}",
-                           run=run_location(model.id, active.id),
-                           headers={"Location": run_location(model.id, active.id)})
+                           run=run_path(model.id, active.id),
+                           headers={"Location": run_path(model.id, active.id)})
         model_id, model_name = model.id, model.name
 
     check = data_check(store, config["data_check"], model_id)
@@ -95,6 +97,22 @@ def start_training(store: Store, config: dict, model_ref, body: dict | None, tri
         except IntegrityError:  # another request started a run between our check and this insert
             raise Conflict(f"model {model_name!r} already has an active run") from None
         return run_view(run)
+
+
+def submit_training(store: Store, config: dict, runs, model_ref, body: dict | None, trigger: str = "api",
+                    retrain_ref=None) -> dict:
+    """Start a run (see start_training) and queue it on the runner: what the API calls."""
+    run = start_training(store, config, model_ref, body, trigger, retrain_ref)
+    runs.submit(run["id"])
+    return run
+
+
+def cancel_run(store: Store, runs, model_ref, run_id: int) -> dict:
+    """Cancel a queued run at once, or signal a training one to stop within seconds."""
+    run, signal = request_cancel(store, model_ref, run_id)
+    if signal:
+        runs.cancel(run_id)
+    return run
 
 
 # --- executing (in a worker thread) -------------------------------------------------------

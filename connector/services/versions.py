@@ -12,7 +12,7 @@ from model_store import Store
 from model_store.schema import Draft, Model, Version, WeightFile, utcnow
 
 from ..errors import Conflict, Invalid, NotFound
-from ..views import iso, version_view
+from ..views import draft_view, version_view
 from .catalog import get_model, get_model_part
 
 ALIASES = {"published": "published_version_id", "lastTrained": "last_trained_version_id"}
@@ -100,11 +100,6 @@ def seed_settings(s: Session, model: Model, training_cfg: dict, base: Version | 
     if base is not None:
         settings.update({k: v for k, v in base.settings.items() if k in SETTING_KEYS})
     return settings, base
-
-
-def draft_view(draft: Draft, model: Model, base: Version | None) -> dict:
-    return {"modelId": model.id, "settings": draft.settings,
-            "baseVersion": base.number if base else None, "updated": iso(draft.updated_at)}
 
 
 def get_draft(store: Store, model_ref) -> dict:

@@ -28,7 +28,8 @@ from model_store.schema import (Model, TrainingRun, Version, WebhookDelivery, We
                                 utcnow)
 
 from ..errors import Invalid, NotFound
-from ..views import iso
+from ..routes import run_path
+from ..views import iso, subscription_view
 from .catalog import get_model
 
 log = logging.getLogger("odconnect.webhooks")
@@ -48,29 +49,6 @@ def check_callback_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Invalid("callbackUrl must be an absolute http or https URL")
     return url
-
-
-def subscription_view(sub: WebhookSubscription, counts: dict | None = None, recent=None,
-                      with_secret: bool = False) -> dict:
-    out = {"id": sub.id, "event": sub.event, "modelId": sub.model_id, "callbackUrl": sub.callback_url,
-           "created": iso(sub.created_at)}
-    if with_secret:
-        out["secret"] = sub.secret
-    if counts is not None:
-        out["deliveries"] = {k: counts.get(k, 0) for k in ("pending", "delivered", "failed")}
-    if recent is not None:
-        out["recentDeliveries"] = [delivery_view(d) for d in recent]
-    return out
-
-
-def delivery_view(d: WebhookDelivery) -> dict:
-    return {"id": d.id, "event": d.event, "status": d.status, "attempts": d.attempts,
-            "nextAttempt": iso(d.next_attempt_at) if d.status == "pending" else None,
-            "lastError": d.last_error or None, "created": iso(d.created_at), "delivered": iso(d.delivered_at)}
-
-
-def subscription_location(sub_id: int) -> str:
-    return f"/api/v1/webhooks/{sub_id}"
 
 
 def subscribe(store: Store, event: str, body: dict) -> dict:
@@ -183,7 +161,7 @@ def emit_run_finished(store: Store, run_id: int) -> None:
                 "runId": run.id, "status": run.status, "reason": run.reason or None, "trigger": run.trigger,
                 "version": version.number if version else None, "versionId": run.version_id,
                 "performanceScore": _score(version), "publishedScore": _score(published),
-                "runUrl": f"/api/v1/models/{model.id}/runs/{run.id}",
+                "runUrl": run_path(model.id, run.id),
             }
         emit(store, RUN_FINISHED, payload["modelId"], payload)
     except Exception:  # a webhook must never break the run that emitted it

@@ -10,7 +10,7 @@ from model_store import Store, atomic_write, sha256_hex
 from model_store.schema import WeightFile
 
 from ..errors import Conflict, Invalid
-from ..views import iso
+from ..views import weight_view
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SUFFIXES = (".pth", ".pkl", ".pt")
@@ -35,10 +35,6 @@ def add_weights(store: Store, source: str | Path, name: str | None = None) -> di
         s.add(wf)
         s.flush()
         return weight_view(wf)
-
-
-def weight_view(wf: WeightFile) -> dict:
-    return {"name": wf.name, "sizeBytes": wf.size_bytes, "sha256": wf.sha256, "created": iso(wf.created_at)}
 
 
 def list_weights(store: Store) -> list[dict]:

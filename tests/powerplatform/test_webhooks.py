@@ -100,7 +100,7 @@ def test_a_finished_run_is_delivered_signed_to_its_model_only(make_app):
         schema = SWAGGER["paths"]["/webhooks/training-run-finished"]["x-ms-notification-content"]["schema"]
         assert_matches(SWAGGER, schema, event)
         assert other_rx.none_within(0.5)
-    assert api.app.odconnect.services["webhooks"].wait_idle()
+    assert api.app.odconnect.webhooks.wait_idle()
     view = api.get(f"/webhooks/{sub['id']}").json()
     assert view["deliveries"] == {"pending": 0, "delivered": 1, "failed": 0}
     assert view["recentDeliveries"][0]["attempts"] == 1
@@ -131,7 +131,7 @@ def test_failed_deliveries_are_retried_with_backoff(make_app):
     assert len({g["body"] for g in got}) == 1  # the same bytes (and signature) each time
     assert len({g["headers"]["X-Odconnect-Delivery"] for g in got}) == 1
     verify(got[2], sub["secret"])
-    assert api.app.odconnect.services["webhooks"].wait_idle()
+    assert api.app.odconnect.webhooks.wait_idle()
     [d] = deliveries(api)
     assert d.status == "delivered" and d.attempts == 3 and d.last_error == ""
 
@@ -169,7 +169,7 @@ def test_pending_deliveries_survive_a_restart(make_app, tmp_path):
         second = rx.get()
     assert second["body"] == first["body"] and second["answered"] == 200
     verify(second, sub["secret"])
-    assert again.app.odconnect.services["webhooks"].wait_idle()
+    assert again.app.odconnect.webhooks.wait_idle()
     [d] = deliveries(again)
     assert d.status == "delivered" and d.attempts == 2
 
@@ -181,7 +181,7 @@ def test_gone_ends_the_subscription_and_delete_drops_pending(make_app):
         sub = subscribe(api, rx.url).json()
         finish_a_run(api, m)
         rx.get()
-        assert api.app.odconnect.services["webhooks"].wait_idle()
+        assert api.app.odconnect.webhooks.wait_idle()
     assert api.get(f"/webhooks/{sub['id']}").status_code == 404  # the receiver said 410 Gone
     # a receiver that is down: its pending delivery is dropped when the flow unsubscribes
     dead = subscribe(api, "http://127.0.0.1:9/down").json()
