@@ -62,14 +62,15 @@ class Client:
 def dataset_images() -> list[tuple[str, bytes, list[dict]]]:
     """(name, bytes, regions) for training; fork-scissors if present, else drawn shapes."""
     if (SHARED / "coco.json").exists():
+        from connector.modeling.boxes import pixels_to_fraction
         coco = json.loads((SHARED / "coco.json").read_text())
         cats = {c["id"]: c["name"] for c in coco["categories"]}
         out = []
         for img in coco["images"]:
             anns = [a for a in coco["annotations"] if a["image_id"] == img["id"]]
-            regions = [{"labelName": cats[a["category_id"]], "left": a["bbox"][0] / img["width"],
-                        "top": a["bbox"][1] / img["height"], "width": a["bbox"][2] / img["width"],
-                        "height": a["bbox"][3] / img["height"]} for a in anns]
+            regions = [{"labelName": cats[a["category_id"]],
+                        **pixels_to_fraction(x, y, x + w, y + h, img["width"], img["height"])}
+                       for a in anns for x, y, w, h in [a["bbox"]]]
             out.append((img["file_name"], (SHARED / img["file_name"]).read_bytes(), regions))
         return out
     from tests.training_data import shapes_image

@@ -9,7 +9,8 @@ import warnings
 import sys
 from pathlib import Path
 
-from .config import load_config
+from .config import ConfigError, load_config
+from .routes import API_PREFIX, SWAGGER_UI
 
 
 def ensure_api_key(cfg: dict) -> str | None:
@@ -40,12 +41,13 @@ def cmd_serve(args) -> int:
 
     app = create_app(cfg)
     host, port = cfg["server"]["host"], cfg["server"]["port"]
-    print(f"odconnect: store {cfg['storage']['root']}, API at http://{host}:{port}/api/v1, "
-          f"Swagger UI at http://{host}:{port}/api/v1/ui", flush=True)
+    api = f"http://{host}:{port}{API_PREFIX}"
+    print(f"odconnect: store {cfg['storage']['root']}, API at {api}, Swagger UI at {api}{SWAGGER_UI}", flush=True)
     if key_file:
         print(f"odconnect: API key (header X-API-Key) is in {key_file}", flush=True)
+    import uvicorn  # the ASGI server Connexion's own runner wraps, without its development warning
     try:
-        app.run(host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
         app.odconnect.close()
     return 0
@@ -110,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"odconnect: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -5,10 +5,15 @@ else. A YAML file (``--config`` or ``ODCONNECT_CONFIG``) and environment
 variables (``ODCONNECT_<SECTION>__<KEY>``, e.g. ``ODCONNECT_SERVER__PORT=9000``)
 override them, in that order. ``create_app`` receives the merged tree: nothing
 reads the environment after start-up.
+
+Overrides are strict: a key that is not in DEFAULTS, or a value of another kind than its
+default, is a ConfigError naming the setting (and the nearest known one), so a typo such as
+``ODCONNECT_SERVER__PROT`` fails at start instead of being ignored.
 """
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -40,7 +45,6 @@ DEFAULTS: dict[str, Any] = {
         # Keys accepted in the header below. ODCONNECT_API_KEYS (comma separated)
         # also works. `odconnect serve` creates <root>/api_key when none is set.
         "api_keys": [],
-        "header": "X-API-Key",
     },
     "limits": {
         "max_image_bytes": 6 * MB,
@@ -49,7 +53,6 @@ DEFAULTS: dict[str, Any] = {
         "formats": ["JPEG", "PNG", "BMP", "GIF", "WEBP"],
         "max_files_per_upload": 64,
         "max_import_bytes": 2048 * MB,
-        "page_size_max": 256,
     },
     "data_check": {
         # Custom Vision and AI Builder refuse to train a label with fewer than 15 images.
@@ -58,22 +61,15 @@ DEFAULTS: dict[str, Any] = {
         "max_imbalance_ratio": 2.0,
     },
     "training": {
-        # Runs queue and train one at a time per server process (detectron2 keeps training
-        # state process-wide); more workers are accepted but not used in parallel.
-        "workers": 1,
+        # Runs queue and train one at a time per server process: detectron2 keeps training
+        # state process-wide.
         "default_preset": "fast",
         "default_budget_minutes": 10,
         "max_budget_minutes": 24 * 60,
         "retry_after_seconds": 5,
         "seed": 0,
-        # cfg key -> value applied to every run (tests shrink images and iterations here).
+        # detectron2 cfg key -> value applied to every run (tests shrink images and iterations here).
         "overrides": {},
-        # Schedules for retraining on new data: a list of {model, cron} (APScheduler cron syntax).
-        "schedules": [],
-    },
-    "weights": {
-        # Local weight files a version may start from, by name -> path (`odconnect weights add`).
-        "registry_file": "",
     },
     "inference": {
         "cache_size": 4,
@@ -100,30 +96,83 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _deep_merge(base: dict, override: Mapping) -> dict:
+# Settings whose value is a free-form mapping (their keys are not odconnect's).
+FREE_FORM = {"training.overrides"}
+
+
+class ConfigError(ValueError):
+    """A setting that does not exist or has a value of the wrong kind."""
+
+
+def _kind_ok(default: Any, value: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, list):
+        return isinstance(value, list)
+    if isinstance(default, dict):
+        return isinstance(value, Mapping)
+    return True
+
+
+def _deep_merge(base: dict, override: Mapping, source: str, prefix: str = "") -> dict:
+    """Merge `override` into `base`, refusing keys `base` does not have (see the module docstring)."""
+    if not isinstance(override, Mapping):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'the configuration'} must be a mapping")
     for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _deep_merge(base[key], value)
+        path = f"{prefix}{key}"
+        if key not in base:
+            near = difflib.get_close_matches(path, list(_known_paths(DEFAULTS)), n=1)
+            hint = f"; did you mean {near[0]}?" if near else ""
+            raise ConfigError(f"{source}: unknown setting {path}{hint}")
+        if not _kind_ok(base[key], value):
+            raise ConfigError(f"{source}: {path} must be {type(base[key]).__name__}, "
+                              f"not {type(value).__name__} ({value!r})")
+        if isinstance(base[key], dict) and path not in FREE_FORM:
+            _deep_merge(base[key], value, source, path + ".")
         else:
             base[key] = copy.deepcopy(value)
     return base
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict:
-    """ODCONNECT_SECTION__KEY=value -> {"section": {"key": value}} (values parsed as YAML)."""
-    out: dict = {}
-    for name, raw in environ.items():
+def _known_paths(tree: Mapping, prefix: str = ""):
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        yield path
+        if isinstance(value, dict) and path not in FREE_FORM:
+            yield from _known_paths(value, path + ".")
+
+
+def _merge_env(cfg: dict, environ: Mapping[str, str]) -> None:
+    """ODCONNECT_SECTION__KEY=value sets section.key (the value parsed as YAML), one variable at a
+    time so that an error names the variable."""
+    for name in sorted(environ):
         if not name.startswith("ODCONNECT_") or "__" not in name:
             continue
+        raw = environ[name]
         path = name[len("ODCONNECT_"):].lower().split("__")
-        node = out
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = yaml.safe_load(raw) if raw else raw
+        value: Any = yaml.safe_load(raw) if raw else raw
+        if isinstance(cfg_default(path), str) and not isinstance(value, str):
+            value = raw  # a string setting keeps what was written (e.g. a port-like host name)
+        for part in reversed(path):
+            value = {part: value}
+        _deep_merge(cfg, value, f"environment variable {name}")
     if environ.get("ODCONNECT_API_KEYS"):
         keys = [k.strip() for k in environ["ODCONNECT_API_KEYS"].split(",") if k.strip()]
-        out.setdefault("security", {})["api_keys"] = keys
-    return out
+        cfg["security"]["api_keys"] = keys
+
+
+def cfg_default(path: list[str]) -> Any:
+    """The default at a path of keys, or None where there is none."""
+    node: Any = DEFAULTS
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None,
@@ -134,10 +183,14 @@ def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str
     path = path or environ.get("ODCONNECT_CONFIG")
     if path:
         with open(path, encoding="utf-8") as fh:
-            _deep_merge(cfg, yaml.safe_load(fh) or {})
-    _deep_merge(cfg, _env_overrides(environ))
+            try:
+                loaded = yaml.safe_load(fh) or {}
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"config file {path}: not valid YAML ({exc})") from exc
+        _deep_merge(cfg, loaded, f"config file {path}")
+    _merge_env(cfg, environ)
     if overrides:
-        _deep_merge(cfg, overrides)
+        _deep_merge(cfg, overrides, "overrides")
     return finalize(cfg)
 
 

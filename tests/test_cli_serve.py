@@ -58,3 +58,15 @@ def test_serve_creates_a_key_and_answers_http(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+    output = proc.stdout.read()
+    assert "optimized for development" not in output  # served by uvicorn itself, not Connexion's runner
+    assert key not in output  # the key file is named, never the key
+
+
+def test_serve_refuses_an_unknown_setting(tmp_path):
+    env = {**os.environ, "ODCONNECT_STORAGE__ROOT": str(tmp_path / "data"), "ODCONNECT_SERVER__PROT": "9000"}
+    done = subprocess.run([sys.executable, "-m", "connector.cli", "serve"], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 2
+    assert "ODCONNECT_SERVER__PROT" in done.stderr and "did you mean server.port?" in done.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything was written

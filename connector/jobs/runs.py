@@ -28,18 +28,15 @@ class CancelSignal(threading.Event):
 class RunManager:
     """Runs queued training runs one at a time on a worker thread that exits when the queue is empty.
 
-    Not a long-lived pool: the OpenMP worker threads torch starts for a thread live as long as
+    One at a time: detectron2 keeps its training event storage and the seeded RNGs
+    process-wide, so two runs in one process would corrupt each other's metrics and
+    reproducibility. Not a long-lived pool: the OpenMP worker threads torch starts for a thread live as long as
     that thread, and an idle training team left behind would slow every later detect (see
     connector.inference.model_thread).
     """
 
     def __init__(self, store: Store, config: dict):
         self.store, self.config = store, config
-        workers = config["training"]["workers"]
-        if workers != 1:
-            # detectron2 keeps its training event storage and the seeded RNGs process-wide:
-            # two runs in one process would corrupt each other's metrics and reproducibility.
-            log.warning("training.workers=%s: runs share one process, so they train one at a time", workers)
         self.queue: deque[tuple[int, CancelSignal, Future]] = deque()
         self.worker: threading.Thread | None = None
         self.cancel_events: dict[int, CancelSignal] = {}

@@ -18,7 +18,7 @@ from detectron2.modeling import build_model
 
 __all__ = ["Detection", "Predictor", "load_cfg"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("odconnect.modeling")
 
 
 @dataclass(frozen=True)

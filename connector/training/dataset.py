@@ -24,7 +24,7 @@ from connector.modeling.records import ImageRecord
 
 __all__ = ["load_rgb_array", "to_model_format", "records_to_dicts", "build_train_augmentation", "TrainMapper"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("odconnect.training")
 
 
 def load_rgb_array(path: str) -> np.ndarray:

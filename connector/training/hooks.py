@@ -27,7 +27,7 @@ from detectron2.engine.train_loop import HookBase
 __all__ = ["Canceled", "Clock", "CancelHook", "BudgetHook", "LRScheduleHook", "GradClipHook", "ProgressHook",
            "lr_factor"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("odconnect.training")
 
 
 class Canceled(Exception):

@@ -22,7 +22,7 @@ from connector.training.hooks import (
 
 __all__ = ["DetectionTrainer"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("odconnect.training")
 
 
 class DetectionTrainer(SimpleTrainer):
