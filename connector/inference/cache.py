@@ -12,7 +12,7 @@ from typing import Callable
 
 
 class PredictorCache:
-    def __init__(self, loader: Callable[[int], object], capacity: int = 4):
+    def __init__(self, loader: Callable[[int], object], capacity: int):
         self.loader = loader
         self.capacity = max(1, capacity)
         self.items: OrderedDict[int, object] = OrderedDict()

@@ -89,7 +89,7 @@ def decode_for_detection(data: bytes, limits: dict, name: str = "image"):
     return check_image(data, {**limits, "min_side": 1}, name).rgb()
 
 
-def detect(predictor, target: Target, image, threshold: float = 0.5, max_results: int | None = None,
+def detect(predictor, target: Target, image, threshold: float, max_results: int | None = None,
            label_filter: tuple[str, ...] | list[str] | None = None) -> tuple[dict, list[dict]]:
     """Run the predictor; answer in Custom Vision's and AI Builder's shapes.
 
