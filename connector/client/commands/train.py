@@ -11,6 +11,7 @@ import time
 
 from rich.progress import TextColumn
 
+from ..errors import ApiError
 from ..exitcodes import Exit
 from ..output import clock, percent, when
 from .base import command, seg
@@ -73,8 +74,12 @@ def follow(session, run: dict, model: str) -> int:
         session.out.stderr.print()
         answer = ask(session, f"Cancel training run {run['id']}? [y = cancel it, N = leave it running] ")
         if answer in ("y", "yes"):
-            session.api.post(run_path(run) + "/cancel")
-            session.out.note("canceling (the server stops the run within seconds)...")
+            try:
+                session.api.post(run_path(run) + "/cancel")
+                session.out.note("canceling (the server stops the run within seconds)...")
+            except ApiError as exc:
+                if exc.status != 409:  # 409: it ended while the question was asked
+                    raise
             try:
                 run = watch(session, session.api.get(run_path(run)))
             except KeyboardInterrupt:
