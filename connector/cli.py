@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--host", help="your server's host[:port] (default: a placeholder to set at import)")
     export.add_argument("--scheme", choices=["https", "http"], help="scheme the connector calls (default: https)")
     export.set_defaults(func=cmd_connector_export)
+    from .client import register as register_client_commands
+    register_client_commands(sub)
     return parser
 
 
