@@ -1,4 +1,4 @@
-"""The `odconnect` command: thin wrappers over create_app and the services."""
+"""The `odconnect` command: the server (serve, weights, connector, db) and the client commands that talk to a running server."""
 from __future__ import annotations
 
 import argparse
