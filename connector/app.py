@@ -23,6 +23,7 @@ from .services.inference import predictor_loader, warm_published
 from .api.urls import absolute
 from .routing import SnakeCaseResolver
 from .security import api_key_handler
+from .studio import blueprint as studio_blueprint
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 SPEC_FILE = "odconnect.yaml"
@@ -60,6 +61,7 @@ def create_app(config: dict | None = None) -> connexion.FlaskApp:
     flask_app = app.app
     flask_app.config["MAX_CONTENT_LENGTH"] = config["limits"]["max_import_bytes"]
     flask_app.extensions["odconnect"] = context
+    flask_app.register_blueprint(studio_blueprint)  # the web studio at /studio, same origin as the API
 
     @flask_app.errorhandler(OdError)
     def _od_error(exc: OdError):
