@@ -4,7 +4,7 @@ import * as api from "./api.js";
 import { h, clear } from "./dom.js";
 import { route, start, go, afterRoute, isCurrent, setCleanup, parse } from "./router.js";
 import { getKey, clearKey } from "./session.js";
-import { setTop, sideNav } from "./shell.js";
+import { setTop, sideNav, spinner } from "./shell.js";
 import { toastError } from "./toast.js";
 import { helpDialog } from "./keys.js";
 
@@ -38,6 +38,9 @@ afterRoute(async (r, params, query, token) => {
   }
   setTop(options.top || (params.m ? "models" : null), !options.public);
   let model = null;
+  // a view that takes a moment (the first /presets loads the training library) says so
+  const loader = h("p", { class: "page loading", role: "status" }, spinner(), " Loading…");
+  const slow = setTimeout(() => isCurrent(token) && main.prepend(loader), 150);
   try {
     const mod = await import(`./views/${r.view}`);
     if (params.m) {
@@ -51,9 +54,13 @@ afterRoute(async (r, params, query, token) => {
     clear(main);
     const ctx = { token, model, current: () => isCurrent(token) };
     const cleanup = await mod[r.exportName](main, params, query, ctx);
+    clearTimeout(slow);
+    loader.remove();
     setCleanup(token, cleanup);
     if (isCurrent(token)) document.title = `${(main.querySelector("h1") || {}).textContent || "Studio"} · odconnect studio`;
   } catch (err) {
+    clearTimeout(slow);
+    loader.remove();
     if (!isCurrent(token) || err.status === 401) return;
     clear(main);
     main.append(h("div", { class: "page" }, h("div", { class: "message error", role: "alert" },

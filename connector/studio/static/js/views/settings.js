@@ -32,7 +32,7 @@ export async function settingsView(el, params, query, ctx) {
   const labelRows = m.labels.map((label, i) => {
     const input = h("input", { type: "text", value: label.name, maxlength: 128, "aria-label": `Name of label ${label.name}` });
     const save = h("button", { type: "submit", class: "btn small" }, "Rename");
-    const form = h("form", { class: "inline" }, swatch(labelColor(i)), input, save);
+    const form = h("form", { class: "inline center" }, swatch(labelColor(i)), input, save);
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       try {
@@ -93,7 +93,7 @@ export async function settingsView(el, params, query, ctx) {
     h("div", { class: "columns" },
       h("div",
         card("Name and description", general),
-        card("Labels", h("ul", { class: "label-list plain", id: "label-rows" }, labelRows), addForm)),
+        card("Labels", h("ul", { class: "plain", id: "label-rows" }, labelRows), addForm)),
       h("div",
         card("Datasets", h("table", { class: "table" },
           h("thead", h("tr", h("th", "Name"), h("th", "Kind"), h("th", { class: "num" }, "Images"))),
@@ -102,5 +102,5 @@ export async function settingsView(el, params, query, ctx) {
             h("td", badge(d.kind, d.kind === "evaluation" ? "brand" : "neutral")),
             h("td", { class: "num" }, fmt.num(d.imageCount)))))),
         h("p"), newDataset),
-        card("Archive", h("p", { class: "muted" }, "Archiving hides the model; nothing is deleted."), archive))));
+        card("Archive", h("p", { class: "muted" }, "Archiving hides the model; nothing is deleted."), archive)))));
 }
