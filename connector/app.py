@@ -1,6 +1,7 @@
 """create_app(config): the Connexion app serving openapi/odconnect.yaml, with its parts injected."""
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from pathlib import Path
@@ -16,9 +17,11 @@ from .context import AppContext
 from .errors import OdError
 from .inference.cache import PredictorCache
 from .inference.model_thread import ModelThread
+from .jobs.background import JobRunner
 from .jobs.runs import RunManager
 from .jobs.scheduler import RetrainScheduler
 from .jobs.webhooks import WebhookDispatcher
+from .services import dataset_suggestions
 from .services.inference import predictor_loader, warm_published
 from .api.urls import absolute
 from .routing import SnakeCaseResolver
@@ -87,6 +90,10 @@ def create_app(config: dict | None = None) -> connexion.FlaskApp:
     scheduler = RetrainScheduler(store, config, runs.submit)
     context.services["scheduler"] = scheduler
     scheduler.start()
+    # After the runs and predictors it uses: closed before them.
+    jobs = JobRunner(store, functools.partial(dataset_suggestions.execute, store, config, predictors, runs))
+    context.services["jobs"] = jobs
+    jobs.start()
 
     app.odconnect = context  # tests and the CLI reach the parts here
     return app

@@ -75,6 +75,15 @@ DEFAULTS: dict[str, Any] = {
         # Local weight files a version may start from, by name -> path (`odconnect weights add`).
         "registry_file": "",
     },
+    "suggestions": {
+        # Suggesting boxes for a whole dataset (ML-assisted labeling) runs as a job. When the
+        # model has no trained version yet, the job first trains a labeling model, provided every
+        # label has at least this many images with approved boxes.
+        "labeling_min_images_per_label": 5,
+        # Training settings of that labeling model's run: short, it only has to pre-label.
+        "labeling_settings": {"budgetMinutes": 5},
+        "retry_after_seconds": 2,
+    },
     "inference": {
         "cache_size": 4,
         "torch_threads": 2,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from model_store.schema import Dataset, Image, Label, Model, Region, TrainingRun, Version
+from model_store.schema import Dataset, Image, Job, Label, Model, Region, TrainingRun, Version
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -14,7 +14,8 @@ def label_view(label: Label) -> dict:
     return {"id": label.id, "name": label.name, "created": iso(label.created_at)}
 
 
-def model_view(model: Model) -> dict:
+def model_view(model: Model, summary: dict) -> dict:
+    """`summary`: services.model_summary's imageCount, lastScore, publishedVersion, lastTrainedVersion."""
     return {
         "id": model.id,
         "name": model.name,
@@ -25,6 +26,10 @@ def model_view(model: Model) -> dict:
         "archived": model.archived_at is not None,
         "publishedVersionId": model.published_version_id,
         "lastTrainedVersionId": model.last_trained_version_id,
+        "imageCount": summary["imageCount"],
+        "lastScore": summary["lastScore"],
+        "publishedVersion": summary["publishedVersion"],
+        "lastTrainedVersion": summary["lastTrainedVersion"],
     }
 
 
@@ -104,4 +109,23 @@ def run_view(run: TrainingRun, base_url: str = "") -> dict:
         "created": iso(run.created_at),
         "started": iso(run.started_at),
         "finished": iso(run.finished_at),
+    }
+
+
+def job_view(job: Job, version_number: int | None = None) -> dict:
+    return {
+        "id": job.id,
+        "modelId": job.model_id,
+        "datasetId": job.dataset_id,
+        "kind": job.kind,
+        "status": job.status,
+        "params": job.params,
+        "progress": job.progress,
+        "result": job.result,
+        "reason": job.reason or None,
+        "version": version_number,
+        "runId": job.run_id,
+        "created": iso(job.created_at),
+        "started": iso(job.started_at),
+        "finished": iso(job.finished_at),
     }
