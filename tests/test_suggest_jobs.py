@@ -35,6 +35,13 @@ def job_count(api) -> int:
         return s.scalar(select(func.count(Job.id)))
 
 
+def wait_running(api, path: str, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while api.get(path).json()["status"] != "running":
+        assert time.time() < deadline, "the job never started"
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def trained(tmp_path):
     app, api, m = trained_app(tmp_path / "store", SUGGEST)
@@ -92,6 +99,14 @@ def test_suggest_a_dataset_as_a_job(trained):
     assert [j["status"] for j in listed] == ["succeeded", "succeeded"]
     assert api.get(f"/models/{m['id']}/jobs/{listed[0]['id']}").status_code == 200
 
+    # the loop goes on: approve above a probability, and the approved suggestions train
+    review = api.post(f"/models/{m['id']}/datasets/{ds}/suggestions/review", json={"approveAbove": 0.0})
+    assert review.json()["approved"] == done["result"]["suggestions"] and review.json()["images"] == 13
+    r = api.post(f"/models/{m['id']}/train", json={"maxIterations": 2})
+    run = poll(api, r.headers["Location"])
+    assert run["status"] == "succeeded" and run["version"] == 2
+    assert api.get(f"/models/{m['id']}/versions/2").json()["imageCount"] == 13  # the 5 new images train now
+
     # the run that made version 1 left its loss curve
     progress = api.get(f"/models/{m['id']}/runs/1").json()["progress"]
     curve = progress["lossHistory"]
@@ -126,10 +141,7 @@ def test_cancel_stops_within_an_image(trained):
     try:
         r = api.post(f"/models/{m['id']}/datasets/{m['datasetId']}/suggest", json={"threshold": 0})
         path = api_path(r.headers["Location"])
-        deadline = time.time() + 30
-        while api.get(path).json()["status"] != "running":
-            assert time.time() < deadline
-            time.sleep(0.05)
+        wait_running(api, path)
         again = api.post(f"/models/{m['id']}/datasets/{m['datasetId']}/suggest", json={})
         assert again.status_code == 409 and api_path(again.headers["Location"]) == path
         assert "already has job" in again.json()["detail"]
@@ -146,6 +158,22 @@ def test_cancel_stops_within_an_image(trained):
     # the model can suggest again at once
     r = api.post(f"/models/{m['id']}/datasets/{m['datasetId']}/suggest", json={"threshold": 0})
     assert poll(api, r.headers["Location"])["progress"] == {"done": 20, "total": 20, "phase": "suggesting"}
+
+
+def test_a_shutdown_fails_the_running_job(trained):
+    api, m = trained
+    upload_shapes(api, m, 5, start=500, boxes=False)
+    gate = threading.Event()
+    holder = threading.Thread(target=api.app.odconnect.services["model_thread"].call, args=(gate.wait, 60))
+    holder.start()
+    r = api.post(f"/models/{m['id']}/datasets/{m['datasetId']}/suggest", json={"threshold": 0})
+    wait_running(api, api_path(r.headers["Location"]))
+    threading.Timer(0.5, gate.set).start()  # the forward pass in flight finishes, then the job stops
+    api.app.odconnect.close()
+    holder.join()
+    with api.app.odconnect.store.transaction() as s:
+        job = s.get(Job, r.json()["id"])
+        assert job.status == "failed" and "server stopped" in job.reason and job.progress["done"] <= 1
 
 
 def test_no_version_yet_trains_a_labeling_model_first(make_app):

@@ -58,8 +58,8 @@ def list_images(store: Store, model_ref, dataset_id: int, page: int = 1, page_si
             q = q.where(has_boxes(False) if has_suggestions else ~has_boxes(False))
         total = s.scalar(select(func.count()).select_from(q.subquery()))
         if sort == "uncertainty":
-            u = uncertainty()
-            q = q.order_by(u.is_(None), u, Image.id)
+            # |p - 0.5| <= 0.5, so 1 puts images without suggestions last (one subquery per row)
+            q = q.order_by(func.coalesce(uncertainty(), 1.0), Image.id)
         else:
             q = q.order_by(Image.id.desc() if sort == "-id" else Image.id)
         q = q.options(selectinload(Image.regions).selectinload(Region.label))
