@@ -9,7 +9,7 @@ import { toast, toastError } from "./toast.js";
 export async function suggestDialog(model, datasetId, versions) {
   const which = h("select", { id: "suggest-images" },
     h("option", { value: "unlabeled" }, "Unlabeled images"), h("option", { value: "all" }, "All images"));
-  const threshold = h("input", { type: "number", id: "suggest-threshold", min: 0, max: 1, step: 0.01, value: "0.3" });
+  const threshold = h("input", { type: "number", id: "suggest-threshold", min: 0, max: 1, step: "any", value: "0.3" });
   const version = h("select", { id: "suggest-version" },
     versions.filter((v) => !v.archived).reverse().map((v) =>
       h("option", { value: String(v.number) }, `Version ${v.number}${v.lastTrained ? " (last trained)" : ""}${v.published ? " (published)" : ""}`)));
@@ -69,14 +69,25 @@ export function jobCard(location, { onDone } = {}) {
 
 // Accept every suggestion at or above a probability, across the dataset.
 export function reviewCard(model, datasetId, pending, { onDone } = {}) {
-  const slider = h("input", { type: "range", id: "review-threshold", min: 0, max: 1, step: 0.01, value: "0.8" });
-  const out = h("output", { for: "review-threshold", id: "review-value" }, "0.80");
+  const slider = h("input", { type: "range", id: "review-threshold", min: 0, max: 1, step: 0.01, value: "0.8",
+    "aria-label": "Lowest probability to accept" });
+  // the slider for a quick pick, the number for an exact value; each follows the other
+  const exact = h("input", { type: "number", id: "review-value", min: 0, max: 1, step: "any", value: "0.8",
+    "aria-label": "Lowest probability to accept, exact" });
   const reject = h("input", { type: "checkbox", id: "review-reject" });
   const apply = h("button", { type: "button", class: "btn primary", id: "review-apply" }, "Accept");
   const result = h("p", { role: "status", id: "review-result" });
-  const label = () => `Accept suggestions at or above ${Number(slider.value).toFixed(2)}`;
+  let value = 0.8;
+  const label = () => `Accept suggestions at or above ${value}`;
   slider.addEventListener("input", () => {
-    out.textContent = Number(slider.value).toFixed(2);
+    value = Number(slider.value);
+    exact.value = String(value);
+    apply.textContent = label();
+  });
+  exact.addEventListener("input", () => {
+    if (exact.value === "" || !exact.checkValidity()) return;
+    value = Number(exact.value);
+    slider.value = String(value);
     apply.textContent = label();
   });
   apply.textContent = label();
@@ -84,7 +95,7 @@ export function reviewCard(model, datasetId, pending, { onDone } = {}) {
     apply.disabled = true;
     try {
       const r = await api.post(`${api.paths.dataset(model.id, datasetId)}/suggestions/review`,
-        { approveAbove: Number(slider.value), rejectRest: reject.checked });
+        { approveAbove: value, rejectRest: reject.checked });
       result.textContent = `${fmt.num(r.approved)} accepted, ${fmt.num(r.rejected)} rejected, on ${fmt.num(r.images)} images.`;
       toast(result.textContent, "success");
       onDone && onDone(r);
@@ -98,8 +109,8 @@ export function reviewCard(model, datasetId, pending, { onDone } = {}) {
     h("h2", "Accept suggestions in bulk"),
     h("p", { class: "muted" }, pending === null || pending === undefined ? "Suggestions waiting for review in this model."
       : `${fmt.num(pending)} suggested boxes wait for review in this model's training data.`),
-    h("div", { class: "field" }, h("label", { for: "review-threshold" }, "Lowest probability to accept"),
-      h("div", { class: "inline" }, slider, out)),
+    h("div", { class: "field" }, h("span", { class: "label" }, "Lowest probability to accept"),
+      h("div", { class: "inline center" }, slider, exact)),
     h("div", { class: "check" }, reject, h("label", { for: "review-reject" }, "Reject the suggestions below it")),
     apply, result);
 }

@@ -1,5 +1,5 @@
 // Pointer input on the drawing layer (mouse, touchpad and touch alike, through Pointer Events):
-// drag on empty image to draw, drag a box to move it, drag a handle to resize, tap to select.
+// drag to draw, tap a box to select it, drag the selected box to move it, drag a handle to resize.
 // The gesture shows live; the box set changes once, when the pointer is released.
 import { spanBox, moveBox, resizeBox, clampBox } from "./boxes.js";
 
@@ -39,22 +39,17 @@ export class PointerTool {
     const edge = e.target.dataset ? e.target.dataset.edge : undefined;
     const box = key ? this.boxes.find(key) : null;
     if (box && edge) this.gesture = { kind: "resize", key, edge, start: p, box };
-    else if (box) {
-      this.gesture = { kind: "move", key, start: p, box, suggestion: this.boxes.isSuggestion(key) };
-      this.boxes.select(key);
-    } else {
-      this.gesture = { kind: "draw", start: p };
-    }
+    else if (box && key === this.boxes.selected) this.gesture = { kind: "move", key, start: p, box };
+    // on a box that is not selected: a click selects it, a drag draws a new box (boxes overlap)
+    else this.gesture = { kind: "draw", start: p, select: key };
     this.svg.setPointerCapture(e.pointerId);
   }
 
-  moved(p) {
-    const g = this.gesture;
+  moved(p, g = this.gesture) {
     return Math.abs(p.px - g.start.px) >= CLICK_PX || Math.abs(p.py - g.start.py) >= CLICK_PX;
   }
 
-  shape(p) {
-    const g = this.gesture;
+  shape(p, g = this.gesture) {
     if (g.kind === "draw") return { key: "new", labelId: this.getLabel(), ...spanBox(g.start.x, g.start.y, p.x, p.y) };
     if (g.kind === "move") return { ...g.box, ...moveBox(g.box, p.x - g.start.x, p.y - g.start.y), key: g.key };
     return { ...g.box, ...resizeBox(g.box, g.edge, p.x, p.y), key: g.key };
@@ -75,11 +70,11 @@ export class PointerTool {
     this.gesture = null;
     if (this.svg.hasPointerCapture(e.pointerId)) this.svg.releasePointerCapture(e.pointerId);
     this.onLive(null);
-    if (!g.active && !this.moved(p)) {
-      if (g.kind === "draw") this.boxes.select(null); // a click on the image deselects
+    if (!g.active && !this.moved(p, g)) {
+      if (g.kind === "draw") this.boxes.select(g.select || null); // a click selects a box, or deselects
       return;
     }
-    const shape = this.shape(p);
+    const shape = this.shape(p, g);
     if (g.kind === "draw") {
       if (shape.labelId === null || shape.labelId === undefined) {
         this.onNeedLabel();

@@ -14,6 +14,7 @@ export class Saver extends EventTarget {
     this.handled = new Set(); // suggestion ids accepted or rejected here
     this.running = null;
     this.state = "saved";
+    this.saves = 0; // finished saves, for anyone waiting on one
     this.timer = null;
     boxes.addEventListener("change", () => this.schedule(() => (this.dirty = true)));
     boxes.addEventListener("accept", (e) => this.schedule(() => (this.approve = this.merge(this.approve, e.detail.ids)), 0));
@@ -79,6 +80,7 @@ export class Saver extends EventTarget {
         }
         if (image) this.boxes.setSuggestions(image.regions, this.handled);
       }
+      this.saves += 1;
       this.set("saved");
     } catch (err) {
       this.dirty = true; // the next change or a retry sends the whole set again

@@ -95,7 +95,7 @@ export async function labelView(el, params, query, ctx) {
     if (!state) return;
     const { width: W, height: H } = state.meta;
     const aw = wrap.clientWidth - 24;
-    const ah = Math.max(320, window.innerHeight - wrap.getBoundingClientRect().top - 24);
+    const ah = Math.max(320, window.innerHeight - wrap.getBoundingClientRect().top - 40);
     const scale = Math.max(0.05, Math.min(aw / W, ah / H, 4));
     img.style.width = `${Math.floor(W * scale)}px`;
     img.style.height = `${Math.floor(H * scale)}px`;
@@ -201,6 +201,7 @@ export async function labelView(el, params, query, ctx) {
 
   function showSaveState(e) {
     const { state: s, error } = e.detail;
+    saveState.dataset.saves = String(state ? state.saver.saves : 0);
     saveState.className = `save-state ${s === "pending" ? "saving" : s}`;
     saveState.textContent = s === "error" ? `Not saved: ${error.message}` : s === "saved" ? "Saved" : "Saving…";
     retry.hidden = s !== "error";

@@ -21,7 +21,7 @@ export async function quickTestView(el, params, query, ctx) {
   const colors = new Map(m.labels.map((l, i) => [l.name, labelColor(i)]));
   const version = h("select", { id: "qt-version" }, [...versions].reverse().map((v) =>
     h("option", { value: String(v.number), selected: v.lastTrained },
-      `Version ${v.number}${v.published ? " (published)" : ""}${v.lastTrained ? " (last trained)" : ""}`)));
+      `Version ${v.number}${v.published || v.lastTrained ? ` · ${[v.published && "published", v.lastTrained && "last trained"].filter(Boolean).join(", ")}` : ""}`)));
   const input = h("input", { type: "file", id: "qt-file", accept: "image/*", capture: "environment", hidden: true, "aria-label": "Image to test" });
   const pick = h("button", { type: "button", class: "btn primary", id: "qt-pick" }, "Choose or take a photo");
   pick.addEventListener("click", () => input.click());
@@ -78,7 +78,19 @@ export async function quickTestView(el, params, query, ctx) {
       : h("p", { id: "qt-total-none" }, "No object at this probability."));
     flow.textContent = JSON.stringify({ counts: countList, totalCount: shown.length }, null, 2);
   }
-  new ResizeObserver(drawBoxes).observe(img);
+  // The photo as large as its column allows (small ones scaled up), and never taller than the screen.
+  const column = stageBox.parentElement;
+  function fit() {
+    if (!img.naturalWidth) return;
+    const maxH = Math.max(240, window.innerHeight - 140);
+    const scale = Math.min(column.clientWidth / img.naturalWidth, maxH / img.naturalHeight, 4);
+    img.style.width = `${Math.floor(img.naturalWidth * scale)}px`;
+    img.style.height = `${Math.floor(img.naturalHeight * scale)}px`;
+  }
+  img.addEventListener("load", fit);
+  const observers = [new ResizeObserver(drawBoxes), new ResizeObserver(fit)];
+  observers[0].observe(img);
+  observers[1].observe(column);
   slider.addEventListener("input", () => {
     sliderOut.textContent = Number(slider.value).toFixed(2);
     drawBoxes();
@@ -133,6 +145,7 @@ export async function quickTestView(el, params, query, ctx) {
   document.addEventListener("paste", onPaste);
   return () => {
     document.removeEventListener("paste", onPaste);
+    observers.forEach((o) => o.disconnect());
     if (objectUrl) URL.revokeObjectURL(objectUrl);
   };
 }

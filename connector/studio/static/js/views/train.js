@@ -35,7 +35,7 @@ export async function trainView(el, params, query, ctx) {
         h("input", { type: "radio", name: "preset", id, value: p.name, checked: p.name === chosen }),
         h("div", h("strong", p.name), h("span", p.description)));
     })));
-  const budget = h("input", { type: "number", id: "budget", min: 0.1, step: 0.5, value: String(settings.budgetMinutes || 10), required: true });
+  const budget = h("input", { type: "number", id: "budget", min: 0.1, step: "any", value: String(settings.budgetMinutes || 10), required: true });
   const maxIter = h("input", { type: "number", id: "max-iterations", min: 1, step: 1, value: settings.maxIterations ? String(settings.maxIterations) : "" });
   const evalDs = h("select", { id: "evaluation-dataset" }, h("option", { value: "" }, "A held-out part of the training images"),
     datasets.filter((d) => d.kind === "evaluation").map((d) => h("option", { value: String(d.id), selected: settings.evaluationDatasetId === d.id }, d.name)));
