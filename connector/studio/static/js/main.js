@@ -56,6 +56,7 @@ afterRoute(async (r, params, query, token) => {
     const cleanup = await mod[r.exportName](main, params, query, ctx);
     clearTimeout(slow);
     loader.remove();
+    performance.mark("studio:view-ready", { detail: r.pattern }); // read by bench/studio_bench.py
     setCleanup(token, cleanup);
     if (isCurrent(token)) document.title = `${(main.querySelector("h1") || {}).textContent || "Studio"} · odconnect studio`;
   } catch (err) {

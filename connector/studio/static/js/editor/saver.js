@@ -76,7 +76,11 @@ export class Saver extends EventTarget {
           const regions = this.boxes.boxes.map((b) => ({
             labelId: b.labelId, left: b.left, top: b.top, width: b.width, height: b.height,
           }));
+          const pending = this.boxes.suggestions.length;
           image = await api.put(`${this.path}/regions`, { regions });
+          // PUT regions replaces every box of the image, suggestions still to review included
+          const kept = image.regions.filter((r) => !r.approved && !this.handled.has(r.id)).length;
+          if (kept < pending) this.dispatchEvent(new CustomEvent("dropped", { detail: { count: pending - kept } }));
         }
         if (image) this.boxes.setSuggestions(image.regions, this.handled);
       }

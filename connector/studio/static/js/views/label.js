@@ -240,6 +240,9 @@ export async function labelView(el, params, query, ctx) {
       else if (e.detail.state === "error") toastError(e.detail.error, `Boxes of ${entry.meta.name} not saved`);
     };
     saver.addEventListener("state", onState);
+    saver.addEventListener("dropped", (e) => toast(
+      `Saving your boxes cleared ${e.detail.count} suggestion${e.detail.count === 1 ? "" : "s"} still to review on ${entry.meta.name}. ` +
+      "Accept or reject suggestions before drawing, or ask for them again.", "info", { timeout: 9000 }));
     const events = ["reset", "change", "change-local", "select", "render"];
     const redraw = () => draw();
     events.forEach((t) => boxes.addEventListener(t, redraw));
@@ -261,6 +264,8 @@ export async function labelView(el, params, query, ctx) {
     showSaveState({ detail: { state: "saved" } });
     layer.resize(img.clientWidth, img.clientHeight);
     draw();
+    // read by bench/studio_bench.py: the frame with the new image is about to be painted
+    requestAnimationFrame(() => performance.mark("studio:image-open", { detail: imageId }));
     history.replaceState(null, "", href(`/models/${m.id}/images/${imageId}`, { ...filters, i: index ?? undefined }));
     document.title = `${entry.meta.name} · odconnect studio`;
     // what comes next is fetched now, so that it opens at once

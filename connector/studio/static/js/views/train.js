@@ -2,7 +2,7 @@
 // by polling the run, cancel, and the result with its score.
 import * as api from "../api.js";
 import { h, field, fmt } from "../dom.js";
-import { pageHeader, card, badge } from "../shell.js";
+import { pageHeader, card, badge, spinner } from "../shell.js";
 import { follow } from "../poll.js";
 import { lineChart } from "../chart.js";
 import { toast, toastError } from "../toast.js";
@@ -18,8 +18,10 @@ export function statusBadge(status) {
 export async function trainView(el, params, query, ctx) {
   const m = ctx.model;
   const base = api.paths.model(m.id);
-  const [presets, check, runs, datasets, draft] = await Promise.all([
-    api.get("/presets"), api.get(`${base}/data-check`), api.get(`${base}/runs`), api.get(`${base}/datasets`),
+  // The presets come last: the server's first /presets loads its training library (seconds).
+  const presetsLoaded = api.get("/presets");
+  const [check, runs, datasets, draft] = await Promise.all([
+    api.get(`${base}/data-check`), api.get(`${base}/runs`), api.get(`${base}/datasets`),
     api.get(`${base}/draft`).catch((err) => (err.status === 404 ? null : Promise.reject(err))),
   ]);
   if (!ctx.current()) return;
@@ -27,14 +29,19 @@ export async function trainView(el, params, query, ctx) {
   let following = null;
 
   // --- the form ---
-  const chosen = settings.preset || (presets.find((p) => p.name === "fast") || presets[0] || {}).name;
-  const presetField = h("fieldset", { id: "presets" }, h("legend", "Preset"),
-    h("div", { class: "options" }, presets.map((p) => {
+  const presetOptions = h("div", { class: "options" }, h("p", { class: "muted", role: "status" }, spinner("Loading presets"), " Loading presets…"));
+  const presetField = h("fieldset", { id: "presets" }, h("legend", "Preset"), presetOptions);
+  presetsLoaded.then((presets) => {
+    const chosen = settings.preset || (presets.find((p) => p.name === "fast") || presets[0] || {}).name;
+    presetOptions.replaceChildren(...presets.map((p) => {
       const id = `preset-${p.name}`;
       return h("label", { class: "option", for: id },
         h("input", { type: "radio", name: "preset", id, value: p.name, checked: p.name === chosen }),
         h("div", h("strong", p.name), h("span", p.description)));
-    })));
+    }));
+  }, (err) => {
+    presetOptions.replaceChildren(h("p", { class: "form-error" }, `Presets: ${err.message}`));
+  });
   const budget = h("input", { type: "number", id: "budget", min: 0.1, step: "any", value: String(settings.budgetMinutes || 10), required: true });
   const maxIter = h("input", { type: "number", id: "max-iterations", min: 1, step: 1, value: settings.maxIterations ? String(settings.maxIterations) : "" });
   const evalDs = h("select", { id: "evaluation-dataset" }, h("option", { value: "" }, "A held-out part of the training images"),
