@@ -101,6 +101,23 @@ def server(tmp_path):
     srv.close()
 
 
+@pytest.fixture(scope="session")
+def trained_server(tmp_path_factory):
+    """A server with model "shapes": 8 drawn images with boxes and one tiny trained version (fast
+    preset, 3 iterations; detectron2 is told to keep even unsure boxes so there is always something
+    to draw). Shared by the modules that need a version but do not test training itself."""
+    from tests.test_inference_api import INFER
+    from tests.training_data import LABELS, poll, upload_shapes
+    srv = Server(tmp_path_factory.mktemp("trained") / "store", **INFER)
+    api = srv.api()
+    m = api.model("shapes", LABELS)
+    upload_shapes(api, m, 8)
+    r = api.post(f"/models/{m['id']}/train", json={"preset": "fast", "maxIterations": 3, "seed": 1})
+    assert poll(api, r.headers["Location"], timeout=600)["status"] == "succeeded"
+    yield srv, api, m
+    srv.close()
+
+
 class Console:
     """Console messages and page errors of a page, to assert that none is a CSP violation or a bug."""
 

@@ -6,10 +6,9 @@ import base64
 
 import pytest
 
-from tests.studio.conftest import Server, shot, sign_in
+from tests.studio.conftest import shot, sign_in
 from tests.studio.helpers import approved, saved
-from tests.test_inference_api import INFER
-from tests.training_data import LABELS, poll, shapes_image, upload_shapes
+from tests.training_data import shapes_image
 
 pytestmark = pytest.mark.slow
 
@@ -23,16 +22,9 @@ PASTE = """(b64) => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("phone") / "store", **INFER)
-    api = srv.api()
-    m = api.model("shapes", LABELS)
-    upload_shapes(api, m, 8)
-    r = api.post(f"/models/{m['id']}/train", json={"preset": "fast", "maxIterations": 3, "seed": 1})
-    assert poll(api, r.headers["Location"])["status"] == "succeeded"
-    yield srv, api, m
-    srv.close()
+@pytest.fixture
+def trained(trained_server):
+    return trained_server
 
 
 def test_quick_test_on_a_phone(trained, browser):

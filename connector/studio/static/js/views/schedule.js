@@ -23,7 +23,7 @@ export async function scheduleView(el, params, query, ctx) {
   const remove = h("button", { type: "button", class: "btn", id: "delete-schedule", hidden: !schedule }, "Delete schedule");
   const form = h("form", { class: "form-narrow", "aria-label": "Retraining schedule" },
     field("Cron (UTC)", cron, "Five fields: minute hour day month weekday."),
-    h("p", { class: "hint" }, "Examples: ", EXAMPLES.map(([c, text], i) => [i ? "; " : "",
+    h("p", { class: "hint examples" }, "Examples: ", EXAMPLES.map(([c, text], i) => [i ? "; " : "",
       h("button", { type: "button", class: "btn subtle small", onclick: () => (cron.value = c) }, h("code", c)), ` ${text}`])),
     h("div", { class: "check" }, onlyNew, h("label", { for: "only-new" }, "Only when the training data changed")),
     h("div", { class: "check" }, enabled, h("label", { for: "enabled" }, "Enabled")),
@@ -55,7 +55,7 @@ export async function scheduleView(el, params, query, ctx) {
       card("State", schedule
         ? h("dl", { class: "kv", id: "schedule-state" },
           h("dt", "State"), h("dd", schedule.enabled ? badge("enabled", "success") : badge("paused")),
-          h("dt", "Next run"), h("dd", fmt.date(schedule.nextRun)),
+          h("dt", "Next run"), h("dd", fmt.date(schedule.nextRun), h("span", { class: "muted" }, " (your time)")),
           h("dt", "Last fired"), h("dd", fmt.date(schedule.lastFired)),
           h("dt", "Last outcome"), h("dd", schedule.lastOutcome || "–"))
         : h("p", { class: "muted", id: "schedule-state" }, "No schedule: the model retrains only when you start it.")))));
