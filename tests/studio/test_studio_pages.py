@@ -169,6 +169,14 @@ def test_keyboard_labeling(server, new_page):
     resized = [b for b in approved(api, m["id"], ds, ids[0]) if b["left"] > 0.6][0]
     assert resized["width"] < edge["width"] - 0.05 and abs(resized["left"] - edge["left"]) < 1e-6
     shot(page, "05-labeling")
+    # ? lists the shortcuts of this page; while the dialog is open the keys do nothing behind it
+    page.keyboard.press("?")
+    dialog = page.get_by_role("dialog")
+    assert "Next image" in dialog.inner_text() and "Undo" in dialog.inner_text()
+    page.keyboard.press("ArrowRight")
+    assert page.locator("h1").inner_text() == "Image 1 of 3"
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="detached")
     # arrows: next and previous image, in the grid's order
     page.keyboard.press("ArrowRight")
     page.wait_for_selector("h1:text-is('Image 2 of 3')")

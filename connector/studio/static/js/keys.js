@@ -20,7 +20,8 @@ function matches(b, e) {
 }
 
 document.addEventListener("keydown", (e) => {
-  if (e.defaultPrevented) return;
+  // a modal dialog has the keyboard to itself: nothing happens behind it
+  if (e.defaultPrevented || document.querySelector("dialog[open]")) return;
   for (const b of [...bindings].reverse()) {
     if (!matches(b, e)) continue;
     if (typing(e.target) && !b.inFields) continue;

@@ -40,10 +40,12 @@ export function sideNav(model, page) {
   );
 }
 
-// The page header: breadcrumb-like title, optional subtitle, and the command bar.
+// The page header: the title (text, or an h1 the view keeps to update), optional subtitle, and the
+// command bar.
 export function pageHeader(title, { subtitle, commands = [] } = {}) {
   return h("header", { class: "page-header" },
-    h("div", { class: "page-title" }, h("h1", title), subtitle ? h("p", { class: "subtitle" }, subtitle) : null),
+    h("div", { class: "page-title" }, title instanceof HTMLHeadingElement ? title : h("h1", title),
+      subtitle ? h("p", { class: "subtitle" }, subtitle) : null),
     commands.length ? h("div", { class: "commandbar", role: "toolbar", "aria-label": `${title} commands` }, commands) : null);
 }
 
