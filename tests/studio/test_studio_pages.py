@@ -225,6 +225,9 @@ def test_grid_pages_lazily_through_thumbnails_only(server, new_page):
     page.keyboard.press("PageDown")
     page.wait_for_selector("#page-info:text('Page 3 of 3')")
     assert page.locator(".tile").count() == 10
+    page.fill("#page-jump", "1")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#page-info:text('Page 1 of 3')")
     page.wait_for_load_state("networkidle")
     assert not [u for u in seen if u.split("?")[0].endswith("/content")], "the grid loaded a full-size image"
     assert all("size=256" in u for u in seen if "/thumbnail" in u)

@@ -185,8 +185,18 @@ export async function imagesView(el, params, query, ctx) {
     prev.addEventListener("click", () => turn(-1));
     next.addEventListener("click", () => turn(1));
     const first = (page - 1) * PAGE_SIZE + 1;
+    // a page number to jump to: 10,000 images are 167 pages
+    const jump = h("input", { type: "number", id: "page-jump", min: 1, max: pages, value: String(page), "aria-label": "Page number" });
+    jump.addEventListener("change", () => {
+      const n = Math.min(pages, Math.max(1, Math.round(Number(jump.value)) || 1));
+      if (n !== page) {
+        page = n;
+        load();
+      }
+    });
     pager.replaceChildren(prev, h("span", { class: "page-info", id: "page-info" },
-      count ? `Page ${page} of ${pages} · ${fmt.num(first)}–${fmt.num(Math.min(count, page * PAGE_SIZE))}` : ""), next);
+      count ? `Page ${page} of ${pages} · ${fmt.num(first)}–${fmt.num(Math.min(count, page * PAGE_SIZE))}` : ""),
+    h("label", { class: "inline center" }, "Go to page", jump), next);
     pager.hidden = pages <= 1;
   }
 
