@@ -89,6 +89,13 @@ export function labelColor(index) {
   return PALETTE[((index % PALETTE.length) + PALETTE.length) % PALETTE.length];
 }
 
+// A small colour square beside a label's name.
+export function swatch(color) {
+  const el = h("span", { class: "swatch", "aria-hidden": "true" });
+  el.style.background = color;
+  return el;
+}
+
 // Save a Blob as a file download.
 export function saveBlob(blob, filename) {
   const href = URL.createObjectURL(blob);

@@ -1,9 +1,8 @@
 // The data check: images and boxes per label, each warning with its severity, and whether
 // training can start.
 import * as api from "../api.js";
-import { h, fmt, labelColor } from "../dom.js";
+import { h, fmt, labelColor, swatch } from "../dom.js";
 import { pageHeader, card, badge } from "../shell.js";
-import { swatch } from "./models.js";
 
 export function stat(label, value, extra) {
   return h("div", { class: `stat ${extra || ""}` }, h("span", { class: "stat-label" }, label), h("span", { class: "stat-value" }, value));

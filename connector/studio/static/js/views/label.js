@@ -2,9 +2,9 @@
 // typing; accept or reject suggestions; next and previous image with the arrow keys (prefetched);
 // every change saved through the API with its state in view; Ctrl+Z undoes within the image.
 import * as api from "../api.js";
-import { h, clear, labelColor, fmt } from "../dom.js";
+import { h, labelColor, fmt } from "../dom.js";
 import { href } from "../router.js";
-import { pageHeader, badge, confirmAction } from "../shell.js";
+import { pageHeader, confirmAction } from "../shell.js";
 import { bind } from "../keys.js";
 import { toast, toastError } from "../toast.js";
 import { filtersOf } from "../imagequery.js";
@@ -14,7 +14,8 @@ import { BoxSet } from "../editor/boxes.js";
 import { DrawLayer } from "../editor/layer.js";
 import { PointerTool } from "../editor/pointer.js";
 import { Saver } from "../editor/saver.js";
-import { swatch } from "./models.js";
+import { LabelPicker } from "../editor/labelpicker.js";
+import { renderBoxList } from "../editor/boxlist.js";
 
 let lastLabelId = null; // the label new boxes get, kept from image to image
 
@@ -63,9 +64,7 @@ export async function labelView(el, params, query, ctx) {
   const stage = h("div", { class: "stage", id: "stage" }, img, svg);
   const announcer = h("div", { class: "sr-only", "aria-live": "polite", id: "announcer" });
 
-  const filter = h("input", { type: "search", id: "label-filter", placeholder: "Type to filter", autocomplete: "off",
-    "aria-label": "Filter labels", "aria-controls": "label-list" });
-  const labelList = h("ul", { class: "label-list", id: "label-list", "aria-label": "Labels" });
+  const picker = new LabelPicker([...labels.values()], lastLabelId, { onPick: pickLabel, onLeave: () => svg.focus() });
   const boxList = h("ul", { class: "box-list", id: "box-list", "aria-label": "Boxes on this image" });
   const boxCount = h("span", { class: "muted" });
   const acceptAll = h("button", { type: "button", class: "btn small", id: "accept-all" }, "Accept all");
@@ -81,7 +80,7 @@ export async function labelView(el, params, query, ctx) {
     h("div", { class: "labeler" },
       h("div", { class: "stage-wrap" }, stage),
       h("aside", { class: "side", "aria-label": "Labels and boxes" },
-        h("section", { class: "card" }, h("h2", "Labels"), filter, labelList),
+        h("section", { class: "card" }, h("h2", "Labels"), picker.filter, picker.list),
         h("section", { class: "card" }, h("h2", "Boxes ", boxCount), boxList,
           suggestionActions),
         h("section", { class: "card" }, h("h2", "Assist"), suggestBtn, h("p"), deleteBtn))),
@@ -113,28 +112,9 @@ export async function labelView(el, params, query, ctx) {
   }
 
   // --- labels ---
-  function visibleLabels() {
-    const q = filter.value.trim().toLowerCase();
-    return m.labels.filter((l) => !q || l.name.toLowerCase().includes(q));
-  }
-
-  function renderLabels() {
-    const shown = visibleLabels();
-    labelList.replaceChildren(...shown.map((l) => {
-      const info = labels.get(l.id);
-      const b = h("button", { type: "button", "aria-pressed": String(l.id === lastLabelId), dataset: { labelId: l.id },
-        "aria-keyshortcuts": info.index < 9 ? String(info.index + 1) : undefined },
-        h("span", { class: "key" }, info.index < 9 ? String(info.index + 1) : ""), swatch(info.color), l.name);
-      b.addEventListener("click", () => pickLabel(l.id));
-      return h("li", b);
-    }));
-    if (!shown.length) labelList.append(h("li", { class: "muted" }, "No label matches."));
-  }
-
   // Picking a label: new boxes get it, and the selected box (if any) changes to it.
   function pickLabel(labelId) {
     lastLabelId = labelId;
-    renderLabels();
     const b = state && state.boxes;
     if (b && b.selected) {
       const key = b.selected;
@@ -146,53 +126,17 @@ export async function labelView(el, params, query, ctx) {
     announce(`Label ${labels.get(labelId).name}`);
   }
 
-  filter.addEventListener("input", renderLabels);
-  filter.addEventListener("keydown", (e) => {
-    if (e.key === "Enter") {
-      e.preventDefault();
-      const first = visibleLabels()[0];
-      if (first) pickLabel(first.id);
-      filter.value = "";
-      renderLabels();
-      svg.focus();
-    } else if (e.key === "Escape") {
-      e.preventDefault();
-      filter.value = "";
-      renderLabels();
-      svg.focus();
-    }
-  });
-
   // --- boxes ---
   function draw() {
     if (!state) return;
     const b = state.boxes;
     layer.render(b.all(), b.selected, live);
-    const all = b.all();
-    const suggestions = all.filter((x) => x.suggested).length;
-    boxCount.textContent = `${all.length - suggestions}${suggestions ? ` + ${suggestions} suggested` : ""}`;
-    boxList.replaceChildren(...all.map((x) => {
-      const info = labels.get(x.labelId) || { name: "?", color: "#767676" };
-      const select = h("button", { type: "button", class: "btn subtle small grow", "aria-pressed": String(x.key === b.selected) },
-        info.name, x.suggested ? ` ${fmt.pct(x.probability)}` : "");
-      select.addEventListener("click", () => {
-        b.select(x.key);
-        svg.focus();
-      });
-      const items = [swatch(info.color), select];
-      if (x.suggested) {
-        items.push(badge("suggested", "warning"),
-          h("button", { type: "button", class: "btn small", "aria-label": `Accept ${info.name}`, onclick: () => b.accept(x.key) }, "✓"),
-          h("button", { type: "button", class: "btn small", "aria-label": `Reject ${info.name}`, onclick: () => b.reject(x.key) }, "✕"));
-      } else {
-        items.push(h("button", { type: "button", class: "btn small subtle", "aria-label": `Delete ${info.name} box`, onclick: () => b.remove(x.key) }, "Delete"));
-      }
-      return h("li", { class: x.key === b.selected ? "selected" : "", dataset: { key: x.key, suggested: String(x.suggested) } }, items);
-    }));
-    if (!all.length) boxList.append(h("li", { class: "muted" }, "No boxes yet: drag on the image."));
+    const counts = renderBoxList(boxList, b, labels, () => svg.focus());
+    const suggestions = counts.suggestions;
+    boxCount.textContent = `${counts.boxes}${suggestions ? ` + ${suggestions} suggested` : ""}`;
     suggestionActions.hidden = suggestions === 0;
     const sel = b.find(b.selected);
-    svg.setAttribute("aria-label", `${state.meta.name}: ${all.length - suggestions} boxes, ${suggestions} suggestions` +
+    svg.setAttribute("aria-label", `${state.meta.name}: ${counts.boxes} boxes, ${suggestions} suggestions` +
       (sel ? `. Selected: ${(labels.get(sel.labelId) || {}).name}` : ""));
   }
 
@@ -343,7 +287,7 @@ export async function labelView(el, params, query, ctx) {
   };
   const unbind = bind([
     ...m.labels.slice(0, 9).map((l, i) => ({ keys: [String(i + 1)], help: i === 0 ? "Pick label 1-9 (and relabel the selected box)" : undefined,
-      label: "1 … 9", run: () => pickLabel(l.id) })),
+      label: "1 … 9", run: () => picker.pick(l.id) })),
     { keys: ["ArrowRight"], help: "Next image", run: () => step(1) },
     { keys: ["ArrowLeft"], help: "Previous image", run: () => step(-1) },
     { keys: ["ArrowRight", "ArrowLeft", "ArrowUp", "ArrowDown"], shift: true, label: "Shift + arrows", help: "Nudge the selected box",
@@ -363,14 +307,9 @@ export async function labelView(el, params, query, ctx) {
     } },
     { keys: ["Escape"], label: "Esc", help: "Deselect", when: selected, run: () => state.boxes.select(null) },
     { keys: "abcdefghijklmnopqrstuvwxyz".split(""), label: "a … z", help: "Filter labels by typing (Enter picks the first)",
-      run: (e) => {
-        filter.focus();
-        filter.value = e.key;
-        renderLabels();
-      } },
+      run: (e) => picker.type(e.key) },
   ]);
 
-  renderLabels();
   const imageId = Number(params.image);
   const index = await nav.locate(imageId, query.i === undefined ? null : Number(query.i));
   if (!ctx.current()) return;

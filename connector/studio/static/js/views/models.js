@@ -1,18 +1,12 @@
 // All models: a table with labels, image counts, last score and published version; create one.
 import * as api from "../api.js";
-import { h, fmt, field, labelColor } from "../dom.js";
+import { h, fmt, field, labelColor, swatch } from "../dom.js";
 import { go } from "../router.js";
 import { pageHeader, card, empty, badge, dialog } from "../shell.js";
 
 export function labelChips(labels) {
   return h("div", { class: "chips" }, labels.map((l, i) =>
     h("span", { class: "chip" }, swatch(labelColor(i)), l.name)));
-}
-
-export function swatch(color) {
-  const el = h("span", { class: "swatch", "aria-hidden": "true" });
-  el.style.background = color;
-  return el;
 }
 
 export function splitLabels(text) {

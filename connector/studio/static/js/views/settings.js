@@ -1,10 +1,10 @@
 // A model's settings: rename, describe, add and rename labels, datasets, archive.
 import * as api from "../api.js";
-import { h, field, fmt, labelColor } from "../dom.js";
+import { h, field, fmt, labelColor, swatch } from "../dom.js";
 import { go, render } from "../router.js";
 import { pageHeader, card, badge, confirmAction, dialog } from "../shell.js";
 import { toast, toastError } from "../toast.js";
-import { swatch, splitLabels } from "./models.js";
+import { splitLabels } from "./models.js";
 
 export async function settingsView(el, params, query, ctx) {
   const m = ctx.model;
