@@ -3,6 +3,7 @@ cancel, the labeling model trained first, the 409 when labels lack images, recov
 and the loss curve of a run."""
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 
@@ -42,10 +43,27 @@ def wait_running(api, path: str, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
+@pytest.fixture(scope="module")
+def trained_store(tmp_path_factory):
+    """A store whose model "shapes" has one tiny trained version; trained once, copied per test."""
+    root = tmp_path_factory.mktemp("suggest") / "store"
+    app, _, m = trained_app(root, SUGGEST)
+    app.odconnect.close()  # closed: the database files are whole when copied
+    return root, m
+
+
+def copy_store(trained_store, tmp_path):
+    source, m = trained_store
+    root = tmp_path / "store"
+    shutil.copytree(source, root)  # the version's weights stay where they are, read-only
+    return root, m
+
+
 @pytest.fixture
-def trained(tmp_path):
-    app, api, m = trained_app(tmp_path / "store", SUGGEST)
-    yield api, m
+def trained(trained_store, tmp_path):
+    root, m = copy_store(trained_store, tmp_path)
+    app = create_app(make_config(root, **SUGGEST))
+    yield Api(app), m
     app.odconnect.close()
 
 
@@ -133,7 +151,7 @@ def test_bad_suggest_requests_change_nothing(trained):
 
 def test_cancel_stops_within_an_image(trained):
     api, m = trained
-    upload_shapes(api, m, 20, start=200, boxes=False)
+    upload_shapes(api, m, 8, start=200, boxes=False)
     # Hold the model thread (as a long detect would), so the job is caught running, between images.
     gate = threading.Event()
     holder = threading.Thread(target=api.app.odconnect.services["model_thread"].call, args=(gate.wait, 60))
@@ -153,11 +171,11 @@ def test_cancel_stops_within_an_image(trained):
     job = poll(api, r.headers["Location"])
     assert job["status"] == "canceled" and job["reason"] == "canceled by request"
     assert job["progress"]["done"] <= 1 and job["result"]["images"] <= 1
-    assert job["progress"]["total"] in (None, 20)
+    assert job["progress"]["total"] in (None, 8)
     assert api.post(path + "/cancel").status_code == 409
     # the model can suggest again at once
     r = api.post(f"/models/{m['id']}/datasets/{m['datasetId']}/suggest", json={"threshold": 0})
-    assert poll(api, r.headers["Location"])["progress"] == {"done": 20, "total": 20, "phase": "suggesting"}
+    assert poll(api, r.headers["Location"])["progress"] == {"done": 8, "total": 8, "phase": "suggesting"}
 
 
 def test_a_shutdown_fails_the_running_job(trained):
@@ -206,9 +224,10 @@ def test_no_version_yet_trains_a_labeling_model_first(make_app):
     assert api.get(f"/models/{m['id']}").json()["lastTrainedVersion"] == 1
 
 
-def test_restart_fails_a_running_job_and_runs_a_queued_one(tmp_path):
-    root = tmp_path / "store"
-    app, api, m = trained_app(root, SUGGEST)
+def test_restart_fails_a_running_job_and_runs_a_queued_one(trained_store, tmp_path):
+    root, m = copy_store(trained_store, tmp_path)
+    app = create_app(make_config(root, **SUGGEST))
+    api = Api(app)
     new = upload_shapes(api, m, 2, start=400, boxes=False)
     version_id = api.get(f"/models/{m['id']}/versions/1").json()["id"]
     app.odconnect.close()
