@@ -171,6 +171,7 @@ def test_from_nothing_to_a_published_model(tiny_server, new_page):
     image_id = int(page.url.split("/images/")[1].split("?")[0])
     before = api.get(f"/models/{mid}/datasets/{ds}/images/{image_id}").json()["regions"]
     pending = [r for r in before if not r["approved"]]
+    shot(page, "05b-labeling-suggestions")
     page.locator("#box-list li[data-suggested='true']").first.locator("button").first.click()
     with saved(page):
         page.keyboard.press("Enter")
@@ -180,7 +181,6 @@ def test_from_nothing_to_a_published_model(tiny_server, new_page):
         with saved(page):
             page.locator("#box-list li[data-suggested='true']").first.get_by_role("button", name="Reject").click()
         assert len(api.get(f"/models/{mid}/datasets/{ds}/images/{image_id}").json()["regions"]) == len(after) - 1
-    shot(page, "05b-labeling-suggestions")
 
     # a second version, and the two side by side
     train(page, api, mid, "fast", ITERATIONS + 2)

@@ -9,6 +9,7 @@ import zipfile
 import pytest
 
 from tests.studio.conftest import shot
+from tests.studio.helpers import saved
 from tests.training_data import poll
 
 pytestmark = pytest.mark.slow
@@ -41,6 +42,41 @@ def test_cancel_a_run_and_keep_a_draft(trained_server, new_page):
     page.wait_for_selector("h1:text-is('Versions')")
     page.wait_for_function("() => !document.getElementById('draft')")
     assert api.get(f"/models/{m['id']}/draft").status_code == 404
+    assert console.problems() == []
+
+
+def test_suggestions_on_one_image_rejected_and_accepted(trained_server, new_page):
+    srv, api, m = trained_server
+    mid, ds = m["id"], m["datasetId"]
+    image_id = api.get(f"/models/{mid}/datasets/{ds}/images").json()["items"][-1]["id"]
+    path = f"/models/{mid}/datasets/{ds}/images/{image_id}"
+    content = api.get(path + "/content").content
+    probs = sorted((p["probability"] for p in api.post(f"/models/{mid}/quick-test", content=content,
+                    headers={"Content-Type": "image/jpeg"}, params={"threshold": 0}).json()["predictions"]), reverse=True)
+    assert len(probs) >= 4
+    page, console = new_page(srv)
+    page.goto(f"{srv.url}/studio/#{path.replace('/datasets/' + str(ds), '')}?dataset={ds}")
+    page.wait_for_selector("#label-image[src^='blob:']")
+    approved_before = sum(r["approved"] for r in api.get(path).json()["regions"])
+    cut = round(probs[3] - 0.001, 4)  # answers round probabilities; stay clear of the 4th one
+    page.fill("#suggest-min", str(cut))
+    page.click("#suggest-image")
+    page.wait_for_selector("#surface .box.suggested rect.frame")
+    pending = [r for r in api.get(path).json()["regions"] if not r["approved"]]
+    assert len(pending) >= 4 and all(r["probability"] >= cut for r in pending)
+    # drawn dashed, with the probability on the tag
+    assert page.locator("#surface .box.suggested").count() == len(pending)
+    assert "%" in page.locator("#surface .box.suggested text").first.text_content()
+    dash = page.eval_on_selector("#surface .box.suggested rect.frame", "el => getComputedStyle(el).strokeDasharray")
+    assert dash not in ("", "none")
+    shot(page, "05c-labeling-suggested")
+    with saved(page):
+        page.locator("#box-list li[data-suggested='true']").first.get_by_role("button", name="Reject").click()
+    assert len([r for r in api.get(path).json()["regions"] if not r["approved"]]) == len(pending) - 1
+    with saved(page):
+        page.click("#accept-all")
+    regions = api.get(path).json()["regions"]
+    assert all(r["approved"] for r in regions) and len(regions) == approved_before + len(pending) - 1
     assert console.problems() == []
 
 

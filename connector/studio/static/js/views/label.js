@@ -72,6 +72,8 @@ export async function labelView(el, params, query, ctx) {
   const suggestionActions = h("div", { class: "inline", id: "suggestion-actions", hidden: true }, acceptAll, rejectAll);
   const suggestBtn = h("button", { type: "button", class: "btn", id: "suggest-image", disabled: !versions.length,
     title: versions.length ? "Ask the last trained version for boxes" : "Train a version first" }, "Suggest boxes");
+  const suggestMin = h("input", { type: "number", id: "suggest-min", min: 0, max: 1, step: "any", value: "0.5",
+    title: "Lowest probability of a suggested box" });
   const deleteBtn = h("button", { type: "button", class: "btn subtle", id: "delete-image" }, "Remove image from dataset");
 
   el.append(h("div", { class: "page" },
@@ -83,7 +85,9 @@ export async function labelView(el, params, query, ctx) {
         h("section", { class: "card" }, h("h2", "Labels"), picker.filter, picker.list),
         h("section", { class: "card" }, h("h2", "Boxes ", boxCount), boxList,
           suggestionActions),
-        h("section", { class: "card" }, h("h2", "Assist"), suggestBtn, h("p"), deleteBtn))),
+        h("section", { class: "card" }, h("h2", "Assist"),
+          h("div", { class: "inline center" }, suggestBtn, h("label", { for: "suggest-min" }, "at least"), suggestMin),
+          h("p"), deleteBtn))),
     help, announcer));
   title.textContent = "Label";
 
@@ -243,7 +247,8 @@ export async function labelView(el, params, query, ctx) {
     const s = state;
     try {
       await s.saver.flush();
-      const image = await api.post(`${api.paths.image(m.id, datasetId, s.id)}/suggest`, undefined, {});
+      const threshold = suggestMin.checkValidity() && suggestMin.value !== "" ? Number(suggestMin.value) : undefined;
+      const image = await api.post(`${api.paths.image(m.id, datasetId, s.id)}/suggest`, undefined, { query: { threshold } });
       if (state === s) s.boxes.setSuggestions(image.regions, new Set());
       const n = image.regions.filter((r) => !r.approved).length;
       toast(n ? `${n} suggested box${n === 1 ? "" : "es"}: accept or reject them.` : "No suggestion for this image.", "info");
