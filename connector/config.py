@@ -71,6 +71,15 @@ DEFAULTS: dict[str, Any] = {
         # detectron2 cfg key -> value applied to every run (tests shrink images and iterations here).
         "overrides": {},
     },
+    "suggestions": {
+        # Suggesting boxes for a whole dataset (ML-assisted labeling) runs as a job. When the
+        # model has no trained version yet, the job first trains a labeling model, provided every
+        # label has at least this many images with approved boxes.
+        "labeling_min_images_per_label": 5,
+        # Training settings of that labeling model's run: short, it only has to pre-label.
+        "labeling_settings": {"budgetMinutes": 5},
+        "retry_after_seconds": 2,
+    },
     "inference": {
         "cache_size": 4,
         "torch_threads": 2,
@@ -97,7 +106,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 # Settings whose value is a free-form mapping (their keys are not odconnect's).
-FREE_FORM = {"training.overrides"}
+FREE_FORM = {"training.overrides", "suggestions.labeling_settings"}
 
 
 class ConfigError(ValueError):
