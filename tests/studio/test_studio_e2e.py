@@ -1,6 +1,6 @@
 """End to end in a real browser, as a maker would: sign in, create a model, drop drawn images,
 draw boxes with the mouse, train a tiny run and watch it finish, read the score, publish, quick
-test a photo, ask for suggestions and accept those above a probability, compare two versions.
+test a photo, ask for suggestions and accept those above a probability.
 
 Real server on loopback, real Detectron2 training (tiny: 128-px inputs, a few iterations), real
 Chromium. Screenshots of each page go to bench/out/studio-screenshots.
@@ -181,14 +181,6 @@ def test_from_nothing_to_a_published_model(tiny_server, new_page):
         with saved(page):
             page.locator("#box-list li[data-suggested='true']").first.get_by_role("button", name="Reject").click()
         assert len(api.get(f"/models/{mid}/datasets/{ds}/images/{image_id}").json()["regions"]) == len(after) - 1
-
-    # a second version, and the two side by side
-    train(page, api, mid, "fast", ITERATIONS + 2)
-    page.goto(f"{srv.url}/studio/#/models/{mid}/performance?a=2&b=1")
-    page.wait_for_selector("#compare")
-    text = page.inner_text("#compare")
-    assert "Version 2" in text and "Version 1" in text
-    shot(page, "08b-performance-compare")
 
     # the models list shows the model's counts, last score and published version
     page.click("text=Models")

@@ -1,6 +1,6 @@
-"""Versions, training control, schedule and connector pages in a real browser: cancel a run, save
-a draft, publish, roll back, unpublish, download an export, set and delete the retraining
-schedule, download the connector package."""
+"""Versions, training control, suggestions, schedule and connector pages in a real browser: cancel
+a run, save a draft, suggest on one image and accept or reject, publish, roll back, compare two
+versions, unpublish, download an export, set and delete the schedule, download the connector."""
 from __future__ import annotations
 
 import io
@@ -107,6 +107,16 @@ def test_publish_roll_back_unpublish_and_export(trained_server, new_page):
     names = zipfile.ZipFile(io.BytesIO(open(info.value.path(), "rb").read())).namelist()
     assert "config.yaml" in names and "model_final.pth" in names
     assert info.value.suggested_filename == "shapes-v1.zip"
+    # two versions side by side
+    page.goto(f"{srv.url}/studio/#/models/{mid}/performance?a={last}&b=1")
+    page.wait_for_selector("#compare")
+    text = page.inner_text("#compare")
+    a, b = (api.get(f"/models/{mid}/versions/{n}").json() for n in (last, 1))
+    assert f"Version {last}" in text and "Version 1" in text
+    assert f"{a['performanceScore']:.1f}" in text and f"{b['performanceScore']:.1f}" in text
+    assert page.locator("#compare table").first.locator("tbody tr").count() >= 6
+    shot(page, "08b-performance-compare")
+    page.goto(f"{srv.url}/studio/#/models/{mid}/versions")
     row(1).locator("button[data-action='unpublish']").click()
     page.get_by_role("dialog").get_by_role("button", name="Unpublish").click()
     page.wait_for_selector("text=No version is published")
