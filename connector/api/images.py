@@ -68,8 +68,8 @@ def delete_image(model_id, dataset_id, image_id):
     return None, 204
 
 
-def set_image_regions(model_id, dataset_id, image_id, body):
-    return svc.set_regions(ctx().store, model_id, dataset_id, image_id, body["regions"])
+def set_image_regions(model_id, dataset_id, image_id, body, keep_suggestions=True):
+    return svc.set_regions(ctx().store, model_id, dataset_id, image_id, body["regions"], keep_suggestions)
 
 
 def approve_regions(model_id, dataset_id, image_id, body=None):

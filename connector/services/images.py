@@ -85,8 +85,9 @@ def validate_regions(model: Model, regions: list[dict]) -> list[tuple[Label, flo
     return out
 
 
-def _replace_regions(image: Image, boxes, source: str, approved: bool = True) -> None:
-    image.regions.clear()
+def _replace_regions(image: Image, boxes, source: str, approved: bool = True, keep_pending: bool = False) -> None:
+    for region in [r for r in image.regions if not (keep_pending and not r.approved)]:
+        image.regions.remove(region)
     for label, left, top, width, height in boxes:
         image.regions.append(Region(label_id=label.id, label=label, left=left, top=top, width=width,
                                     height=height, approved=approved, source=source))
@@ -163,11 +164,14 @@ def delete_image(store: Store, model_ref, dataset_id: int, image_id: int) -> Non
         _get_image(s, model_ref, dataset_id, image_id)[1].deleted_at = utcnow()
 
 
-def set_regions(store: Store, model_ref, dataset_id: int, image_id: int, regions: list[dict]) -> dict:
-    """Replace all boxes of an image; a human-set box is approved."""
+def set_regions(store: Store, model_ref, dataset_id: int, image_id: int, regions: list[dict],
+                keep_suggestions: bool = True) -> dict:
+    """Replace the boxes a person set on an image (a human-set box is approved). Suggestions
+    waiting for review stay, unless `keep_suggestions` is false: drawing a box while a model's
+    suggestions are pending must not throw them away."""
     with store.transaction() as s:
         model, image = _get_image(s, model_ref, dataset_id, image_id)
-        _replace_regions(image, validate_regions(model, regions), source="user")
+        _replace_regions(image, validate_regions(model, regions), source="user", keep_pending=keep_suggestions)
         s.flush()
         return image_view(image)
 

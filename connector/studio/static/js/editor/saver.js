@@ -78,7 +78,7 @@ export class Saver extends EventTarget {
           }));
           const pending = this.boxes.suggestions.length;
           image = await api.put(`${this.path}/regions`, { regions });
-          // PUT regions replaces every box of the image, suggestions still to review included
+          // PUT regions keeps the suggestions still to review; should any be gone, the page says so
           const kept = image.regions.filter((r) => !r.approved && !this.handled.has(r.id)).length;
           if (kept < pending) this.dispatchEvent(new CustomEvent("dropped", { detail: { count: pending - kept } }));
         }
