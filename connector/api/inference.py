@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Response, request
 
 from ..context import ctx
-from ..errors import Invalid, OdError
+from ..errors import Conflict, Invalid, OdError
 from ..services import inference as svc
 from .images import decode_base64
 
@@ -111,11 +111,18 @@ def export_version(model_id, version, format_="detectron2"):  # connexion rename
     if format_ == "torchscript":
         from ..inference.export import export_torchscript
         c.services["model_thread"].call(export_torchscript, folder)  # tracing runs the model
+    elif format_ == "onnx":
+        from ..inference.onnx_export import OnnxExportError, export_onnx
+        try:
+            c.services["model_thread"].call(export_onnx, folder)
+        except OnnxExportError as exc:
+            raise Conflict(f"version {target.version_number} cannot be exported to ONNX: {exc}") from exc
+    only_for = {".ts": "torchscript", ".onnx": "onnx", "onnx.json": "onnx"}
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(folder.iterdir()):
-            # the traced model goes out only when asked for: it is large
-            if path.is_file() and (format_ == "torchscript" or path.suffix != ".ts"):
+            # traced and exported models go out only when asked for: they are large
+            if path.is_file() and only_for.get(path.name, only_for.get(path.suffix)) in (None, format_):
                 zf.write(path, path.name)
     filename = f"{target.model_name}-v{target.version_number}.zip".replace('"', "")
     return Response(buf.getvalue(), mimetype="application/zip",
