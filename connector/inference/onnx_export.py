@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +37,12 @@ from model_store import atomic_write
 __all__ = ["OnnxExportError", "export_onnx", "ONNX_NAME", "ROI_HEADS_NAME", "METADATA_NAME",
            "METADATA_KEY", "FORMAT", "OPSET"]
 
-logger = logging.getLogger(__name__)
-
 ONNX_NAME = "model.onnx"
 ROI_HEADS_NAME = "model_roi_heads.onnx"
 METADATA_NAME = "onnx.json"
 METADATA_KEY = "odconnect"  # metadata_props key holding the JSON of onnx.json
 FORMAT = "odconnect-onnx/1"
-# 17: LayerNormalization etc. for any backbone; RoiAlign's half_pixel mode needs >= 16.
+# RoiAlign's half-pixel mode (detectron2's ROIAlignV2) needs 16; 17 is what runtimes commonly expect.
 OPSET = 17
 # Largest |torch - onnxruntime| difference accepted on any output of the self-check.
 SELF_CHECK_ATOL = 1e-3
@@ -361,8 +358,8 @@ def _sample_image(divisibility: int, height: int, width: int, batch: int = 1):
     return torch.rand(batch, 3, h, w, generator=g) * 255
 
 
-def _sample_rois(features, count: int, image_hw: tuple[int, int]):
-    """RoIs of varied sizes (so that every level gets some) over the sample image."""
+def _sample_rois(levels: list[str], count: int, image_hw: tuple[int, int]):
+    """Per level, RoIs (image 0, x0, y0, x1, y1) of varied sizes over the sample image."""
     import torch
 
     g = torch.Generator().manual_seed(1)
@@ -370,7 +367,7 @@ def _sample_rois(features, count: int, image_hw: tuple[int, int]):
     xy = torch.rand(count, 2, generator=g) * torch.tensor([w * 0.7, h * 0.7])
     wh = torch.rand(count, 2, generator=g) * torch.tensor([w * 0.3, h * 0.3]) + 4
     boxes = torch.cat([torch.zeros(count, 1), xy, xy + wh], dim=1)
-    return [boxes[i::len(features)].contiguous() for i in range(len(features))]
+    return [boxes[i::len(levels)].contiguous() for i in range(len(levels))]
 
 
 def _trace(model, traced_at, checked_at):

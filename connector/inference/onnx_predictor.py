@@ -80,7 +80,11 @@ class OnnxPredictor:
         return prepare(image, self.min_size, self.max_size)
 
     def predict(self, image: Image.Image | bytes, min_score: float = 0.05) -> list[Detection]:
-        """Detections on one picture, absolute pixels of the original, highest score first."""
+        """Detections on one picture, absolute pixels of the original, highest score first.
+
+        Unlike the torch predictor, EXIF orientation is applied here (pictures that are already
+        upright, as detect hands them over, are unchanged), so encoded bytes can come straight in.
+        """
         return self.predict_inputs([self.prepare(image)], min_score)[0]
 
     def predict_batch(self, images: Iterable[Image.Image | bytes], min_score: float = 0.05) -> list[list[Detection]]:
