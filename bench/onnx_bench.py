@@ -142,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     # bytes in, boxes out; "full decode" decodes as detect does today, "reduced decode" lets the
     # ONNX predictor decode a large JPEG at reduced scale
     runs = {"torch (full decode)": lambda b, s: torch_predictor.predict(decoded(b), s)}
+    runs["onnxruntime (full decode)"] = lambda b, s: engines["onnxruntime"].predict(decoded(b), s)
     for name, p in engines.items():
         if p is not None:
-            runs[f"{name} (full decode)"] = lambda b, s, p=p: p.predict(decoded(b), s)
             runs[f"{name} (reduced decode)"] = lambda b, s, p=p: p.predict(b, s)
 
     probe = probe_jpeg(data)

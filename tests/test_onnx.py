@@ -177,16 +177,17 @@ def test_a_large_jpeg_is_decoded_at_reduced_scale_with_the_same_boxes(versions):
     assert reduced.pixels.shape == full.pixels.shape == (120, 160, 3)
     diff = np.abs(reduced.pixels.astype(int) - full.pixels.astype(int))
     assert diff.max() > 0  # decoded another way (libjpeg's 1/8 scale) ...
-    assert diff.mean() < 2.0  # ... to nearly the same picture
-    for preset in ("fast", "balanced"):
-        _, _, onnx_predictor = versions[preset]
-        a = onnx_predictor.predict(Image.open(io.BytesIO(data)).convert("RGB"), 0.0)
-        b = onnx_predictor.predict(data, 0.0)
-        assert b and all(0 <= d.x0 < d.x1 <= 2048 and 0 <= d.y0 < d.y1 <= 1536 for d in b)
-        top = [d for d in a if d.score >= a[min(9, len(a) - 1)].score]  # the ten best
-        report = compare(top, [d for d in b if d.score >= top[-1].score - 0.02], VerifyReport(),
-                         min_iou=0.9, prob_tol=0.02)
-        assert report.matched >= 0.8 * len(top), (preset, report.summary())
+    assert diff.mean() < 1.5 and diff.max() <= 16  # ... to nearly the same picture
+    # The boxes: the `fast` model's ten best. (A 2-iteration Faster R-CNN is too unsettled for
+    # this: its RPN ranking turns over with a pixel level; the pixels above are the property.)
+    _, _, onnx_predictor = versions["fast"]
+    a = onnx_predictor.predict(Image.open(io.BytesIO(data)).convert("RGB"), 0.0)
+    b = onnx_predictor.predict(data, 0.0)
+    assert b and all(0 <= d.x0 < d.x1 <= 2048 and 0 <= d.y0 < d.y1 <= 1536 for d in b)
+    top = [d for d in a if d.score >= a[min(9, len(a) - 1)].score]
+    report = compare(top, [d for d in b if d.score >= top[-1].score - 0.02], VerifyReport(),
+                     min_iou=0.9, prob_tol=0.02)
+    assert report.matched >= 0.8 * len(top), report.summary()
 
 
 def test_exif_rotated_jpeg_is_turned_before_resizing():
