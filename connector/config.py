@@ -48,17 +48,25 @@ DEFAULTS: dict[str, Any] = {
     },
     "limits": {
         "max_image_bytes": 6 * MB,
-        "min_side": 256,
+        # Small pictures are accepted (detectron2 scales every image to the preset's size); the
+        # data check advises on pictures under data_check.small_image_side.
+        "min_side": 32,
         "max_side": 10240,
         "formats": ["JPEG", "PNG", "BMP", "GIF", "WEBP"],
         "max_files_per_upload": 64,
         "max_import_bytes": 2048 * MB,
     },
     "data_check": {
-        # Custom Vision and AI Builder refuse to train a label with fewer than 15 images.
-        "min_images_per_label": 15,
+        # Fewer images than this for a label blocks training. Custom Vision asks for 15; with the
+        # pretrained default preset 5 labeled images per label already train a useful model.
+        "min_images_per_label": 5,
+        # Under this many, advice: the score will vary from run to run and on new pictures.
+        "stable_images_per_label": 15,
+        # Under this many, advice: the score may be optimistic.
         "advised_images_per_label": 50,
         "max_imbalance_ratio": 2.0,
+        # Pictures under this many pixels on their shorter side get advice (they still train).
+        "small_image_side": 256,
     },
     "training": {
         # Runs queue and train one at a time per server process: detectron2 keeps training
