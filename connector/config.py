@@ -79,6 +79,18 @@ DEFAULTS: dict[str, Any] = {
         # detectron2 cfg key -> value applied to every run (tests shrink images and iterations here).
         "overrides": {},
     },
+    "scheduler": {
+        # Any number of server processes may share one database; the one holding the scheduler
+        # lease fires the schedules. It renews the lease every renew_seconds; when it dies, another
+        # process takes over at most lease_seconds + renew_seconds later, and fires what fell due
+        # meanwhile (within misfire_grace_seconds). See connector/jobs/leader.py.
+        "lease_seconds": 15.0,
+        "renew_seconds": 5.0,
+        "misfire_grace_seconds": 3600,
+        # Allow a sixth, leading seconds field in schedule crons ("*/5 * * * * *"); tests fire a
+        # real schedule every few seconds with it. Off: five fields, at most one firing a minute.
+        "cron_seconds": False,
+    },
     "inference": {
         "cache_size": 4,
         "torch_threads": 2,

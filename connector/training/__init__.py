@@ -5,9 +5,10 @@ from connector.training.api import (
     ImageRecord,
     TrainRequest,
     TrainResult,
+    score_version,
     split_held_out,
     train,
 )
 from connector.training.presets import PRESETS
 
-__all__ = ["Canceled", "ImageRecord", "TrainRequest", "TrainResult", "split_held_out", "train", "PRESETS"]
+__all__ = ["Canceled", "ImageRecord", "TrainRequest", "TrainResult", "score_version", "split_held_out", "train", "PRESETS"]
