@@ -97,6 +97,7 @@ def test_schedule_gate_skips_keeps_and_publishes(make_app):
     assert [p["version"] for p in published_deliveries(app)] == [1]
     # the fairness check, redone here: version 1 scored on version 2's held-out images
     assert rescore(app, m, version=1, on_held_out_of=2) == kept["publishedScore"]
+    assert kept["comparedOn"]["seenByPublished"] == seen_by(app, m, version=1, on_held_out_of=2)
 
     # margin -100 ("better" whatever the scores): version 3 is published by the gate
     upload_shapes(api, m, 2, start=80)
@@ -117,6 +118,16 @@ def test_schedule_gate_skips_keeps_and_publishes(make_app):
     assert (never["outcome"], never["version"], never["publishedVersion"]) == ("trained", 4, 3)
     assert api.get(f"/models/{m['id']}/versions/published").json()["number"] == 3
 
+    # with an evaluation dataset, both versions are scored on it
+    ev = api.post(f"/models/{m['id']}/datasets", json={"name": "holdout", "kind": "evaluation"}).json()["id"]
+    upload_shapes(api, m, 3, start=200, dataset_id=ev)
+    r = api.post(f"/models/{m['id']}/train", json={"evaluationDatasetId": ev, "publish": "ifBetter",
+                                                    "publishMargin": 100})
+    assert poll(api, r.headers["Location"])["status"] == "succeeded"
+    on_eval = wait_for(api, m, lambda e: e["trigger"] == "api" and e["version"] == 5 and e["outcome"] != "training")
+    assert on_eval["outcome"] == "kept" and on_eval["publishedVersion"] == 3
+    assert on_eval["comparedOn"] == {"source": "evaluationDataset", "images": 3, "seenByPublished": 0}
+
     # the history, newest first: every firing and gated run, each scheduled time once
     entries = history(api, m, limit=500)
     assert [e["id"] for e in entries] == sorted((e["id"] for e in entries), reverse=True)
@@ -126,6 +137,7 @@ def test_schedule_gate_skips_keeps_and_publishes(make_app):
     assert {e["outcome"] for e in fired} <= {"skipped", "kept", "published"}
     runs = {r["id"]: r for r in api.get(f"/models/{m['id']}/runs").json()}
     assert all(runs[e["runId"]]["trigger"] == e["trigger"] for e in entries if e["runId"])
+    assert [e["trigger"] for e in entries if e["trigger"] != "schedule"] == ["api", "retrain", "api"]
     assert sum(1 for e in fired if e["runId"]) == 2  # two firings trained; the others skipped
     assert history(api, m, limit=1) == entries[:1]
 
@@ -151,6 +163,15 @@ def rescore(app, m, version: int, on_held_out_of: int) -> float:
             records.append(ImageRecord(img.id, str(store.blobs.path(img.sha256)), img.width, img.height, boxes))
         files = VersionFiles.at(versions[version].artifact_dir)
     return score_version(files.config, files.weights, records, labels)["score"]
+
+
+def seen_by(app, m, version: int, on_held_out_of: int) -> int:
+    """How many held-out images of `on_held_out_of` the version `version` trained on."""
+    from model_store.schema import Version
+    with app.odconnect.store.transaction() as s:
+        snaps = {v.number: v.data_snapshot for v in s.scalars(select(Version).where(Version.model_id == m["id"]))}
+    trained = set(snaps[version]["train"]) - set(snaps[version]["heldOut"])
+    return len(trained & set(snaps[on_held_out_of]["heldOut"]))
 
 
 def test_a_scheduled_time_is_claimed_once_across_schedulers(make_app, tmp_path):

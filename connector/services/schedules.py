@@ -101,7 +101,8 @@ def fire(store: Store, config: dict, model_id: int, submit, scheduled_for: dt.da
     with store.transaction() as s:
         model = s.get(Model, model_id)
         last = s.get(Version, model.last_trained_version_id) if model.last_trained_version_id else None
-        only_new = s.get(Schedule, model_id).only_if_new_data
+        sch = s.get(Schedule, model_id)
+        only_new = sch.only_if_new_data if sch is not None else True  # deleted since the claim
         last_number, last_hash = (last.number, last.data_snapshot.get("trainHash")) if last else (None, None)
     if only_new and last is not None and current_data_hash(store, model_id) == last_hash:
         outcome, detail = "skipped", f"no new data since version {last_number}"
@@ -114,6 +115,9 @@ def fire(store: Store, config: dict, model_id: int, submit, scheduled_for: dt.da
             outcome, detail = "skipped", f"not started: {exc.detail}"
         except OdError as exc:
             outcome, detail = "failed", f"not started: {exc.detail}"
+        except Exception as exc:  # a bug: the entry must not stay "training" forever
+            log.exception("schedule for model %s could not start a run", model_id)
+            outcome, detail = "failed", f"not started: {exc.__class__.__name__}: {exc}"
     gate.finish(store, entry_id, outcome, detail)
     return _logged(model_id, f"{outcome}: {detail}")
 
