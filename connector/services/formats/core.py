@@ -10,6 +10,7 @@ image and box in one transaction. Structural errors (a file that is not the form
 from __future__ import annotations
 
 import io
+import math
 import posixpath
 import zipfile
 from collections import Counter
@@ -259,6 +260,9 @@ def import_parsed(store: Store, limits: dict, model_ref, dataset_id: int, parsed
 def _region(box: Box, width: int, height: int, report: ImportReport) -> dict | None:
     """The box as stored fractions, or None (skipped, with why) when it cannot be used."""
     x, y, w, h = box.x, box.y, box.w, box.h
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        report.skip(box.item, "box coordinates must be finite numbers")
+        return None
     if box.fraction:
         x, y, w, h = fraction_to_pixels(x, y, w, h, width, height)
     if w <= 0 or h <= 0:

@@ -34,7 +34,10 @@ def parse(source: ZipSource, annotations: bytes | None) -> Parsed:
         raise Invalid(f"the Custom Vision JSON is not valid JSON: {exc}") from exc
     tags = {}
     if isinstance(doc, dict):
-        tags = {t.get("id"): t.get("name") for t in doc.get("tags") or [] if isinstance(t, dict)}
+        if not isinstance(doc.get("tags") or [], list):
+            raise Invalid("the Custom Vision JSON's 'tags' must be a list")
+        tags = {t["id"]: t.get("name") for t in doc.get("tags") or []
+                if isinstance(t, dict) and isinstance(t.get("id"), (str, int))}
         doc = doc.get("images")
     if not isinstance(doc, list):
         raise Invalid("the Custom Vision JSON must be a list of images, or an object with an 'images' list")
@@ -48,6 +51,8 @@ def parse(source: ZipSource, annotations: bytes | None) -> Parsed:
             parsed.skip(item, "the image has no id, name or originalImageUri to find its file by")
             continue
         pic = Picture(f"{item} ({names[0]})", names)
+        if not isinstance(img.get("regions") or [], list):
+            raise Invalid(f"{item}: 'regions' must be a list")
         for k, region in enumerate(img.get("regions") or [], start=1):
             _add_box(region, f"{item} region {region.get('regionId', k) if isinstance(region, dict) else k}",
                      tags, pic, parsed)
@@ -59,7 +64,8 @@ def _add_box(region, item: str, tags: dict, pic: Picture, parsed: Parsed) -> Non
     if not isinstance(region, dict):
         parsed.skip(item, "not a region object")
         return
-    name = region.get("tagName") or tags.get(region.get("tagId"))
+    tag_id = region.get("tagId")
+    name = region.get("tagName") or (tags.get(tag_id) if isinstance(tag_id, (str, int)) else None)
     if not isinstance(name, str) or not name.strip():
         parsed.skip(item, f"tag {region.get('tagId')!r} has no name (give tagName, or a 'tags' list)")
         return

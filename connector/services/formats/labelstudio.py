@@ -43,7 +43,11 @@ def _names(ref: str) -> tuple[str, ...]:
 
 def _results(task: dict, item: str, parsed: Parsed) -> list:
     if "annotations" not in task and "label" in task:  # JSON-MIN: the boxes are the task's own
+        if not isinstance(task["label"] or [], list):
+            raise Invalid(f"{item}: 'label' must be a list")
         return [{"type": "rectanglelabels", "value": r} if isinstance(r, dict) else r for r in task["label"] or []]
+    if not isinstance(task.get("annotations") or [], list):
+        raise Invalid(f"{item}: 'annotations' must be a list")
     kept = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
     if not kept:
         return []
@@ -94,7 +98,7 @@ def _add_box(result, item: str, pic: Picture, parsed: Parsed) -> None:
         parsed.skip(item, f"the rectangle is rotated by {value['rotation']} degrees; only upright boxes train")
         return
     labels = value.get("rectanglelabels")
-    if not isinstance(labels, list) or not labels or not all(isinstance(n, str) for n in labels):
+    if not isinstance(labels, list) or not labels or not all(isinstance(n, str) and n.strip() for n in labels):
         parsed.skip(item, "the rectangle has no label")
         return
     try:
