@@ -218,6 +218,8 @@ def test_xml_entity_bombs_are_refused(api):
     ("voc", {"a.png": b"x"}, None, "no Pascal VOC .xml files"),
     ("labelstudio", {}, b'{"not": "a list"}', "must be a JSON list of tasks"),
     ("labelstudio", {"a.json": b"[]", "b.json": b"[]"}, None, "exactly one .json file in the zip (found 2)"),
+    ("labelstudio", {}, b'[{"image": "a.png", "label": 7}]', "'label' must be a list"),
+    ("customvision", {}, b'[{"id": "a", "regions": {"left": 0}}]', "'regions' must be a list"),
     ("customvision", {}, b"{oops", "not valid JSON"),
     ("customvision", {}, b'{"images": 3}', "must be a list of images"),
 ])
