@@ -14,6 +14,7 @@ from model_store import Store
 
 if TYPE_CHECKING:  # the parts import torch and APScheduler; the context itself stays light
     from .inference.cache import PredictorCache
+    from .jobs.background import JobRunner
     from .inference.model_thread import ModelThread
     from .jobs.runs import RunManager
     from .jobs.scheduler import RetrainScheduler
@@ -29,6 +30,7 @@ class AppContext:
     webhooks: "WebhookDispatcher"
     runs: "RunManager"
     scheduler: "RetrainScheduler"
+    jobs: "JobRunner"  # background jobs of models (dataset-wide suggestions)
 
     @property
     def limits(self) -> dict:
@@ -37,10 +39,11 @@ class AppContext:
     def close(self) -> None:
         """Stop the background parts in the reverse order of their start, then the store.
 
-        The scheduler stops first (no new runs), then the runs (their end events are stored),
-        then the webhook dispatcher, the predictors and finally the model thread they run on.
+        The scheduler stops first (no new runs), then the jobs (they use the runs and the
+        predictors), the runs (their end events are stored), the webhook dispatcher, the predictors
+        and finally the model thread they run on.
         """
-        for part in (self.scheduler, self.runs, self.webhooks, self.predictors, self.model_thread):
+        for part in (self.scheduler, self.jobs, self.runs, self.webhooks, self.predictors, self.model_thread):
             part.close()
         self.store.dispose()
 

@@ -38,6 +38,10 @@ class Store:
         self.root.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(database_url)
         Base.metadata.create_all(self.engine)
+        # create_all adds new tables whole but never an index added to a table that exists.
+        for table in Base.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(self.engine, checkfirst=True)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.blobs = BlobStore(self.root / "blobs")
         self.artifacts_root = self.root / "artifacts"
