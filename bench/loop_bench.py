@@ -107,7 +107,8 @@ class Rows(list):
 
     def append(self, r: dict) -> None:
         if not self:
-            print("| step | photos | boxes drawn by hand | suggestions accepted | AP50 on the 10 test photos | minutes |")
+            print("| step | photos with boxes | boxes drawn by hand | suggestions accepted | AP50 on the 10 test photos "
+                  "| minutes |")
             print("|---|---|---|---|---|---|")
         score = "-" if r["score"] is None else f"{r['score']:.1f}"
         print(f"| {r['step']} | {r['boxed']} | {r['drawn']} | {r['accepted']} | {score} | {r['minutes']:.1f} |",
@@ -143,17 +144,18 @@ def run_loop(args) -> list[dict]:
                      "drawn": drawn, "accepted": 0, "score": score, "minutes": minutes})
 
         started = time.time()
-        _, headers, _ = loop.call("POST", f"/models/{mid}/datasets/{train_ds}/suggest", {})
+        _, headers, _ = loop.call("POST", f"/models/{mid}/datasets/{train_ds}/suggest", {"images": "unlabeled"})
         loop.wait(headers["location"], "the suggestion job")
         _, _, review = loop.call("POST", f"/models/{mid}/datasets/{train_ds}/suggestions/review",
                                  {"approveAbove": args.approve_above, "rejectRest": True})
         suggest_minutes = (time.time() - started) / 60
         truth = {p["name"]: p["boxes"] for p in rest}
-        accepted = correct = 0
+        accepted = correct = labeled = 0
         for name, image_id in rest_ids.items():
             image = loop.call("GET", f"/models/{mid}/datasets/{train_ds}/images/{image_id}")[2]
             kept = [r for r in image["regions"] if r["approved"]]
             accepted += len(kept)
+            labeled += bool(kept)  # an image without approved boxes does not train
             unmatched = list(truth[name])
             for r in kept:
                 match = next((t for t in unmatched if t["labelName"] == r["labelName"] and iou(r, t) >= 0.5), None)
@@ -162,12 +164,12 @@ def run_loop(args) -> list[dict]:
                     correct += 1
         by_hand = sum(len(b) for b in truth.values())
         rows.append({"step": f"suggest {len(rest)} photos, accept above {args.approve_above:g}",
-                     "boxed": len(rest), "drawn": 0, "accepted": accepted, "score": None,
+                     "boxed": labeled, "drawn": 0, "accepted": accepted, "score": None,
                      "minutes": suggest_minutes, "by_hand": by_hand, "correct": correct,
-                     "missing": by_hand - correct, "review": review})
+                     "missing": by_hand - correct, "review": review, "truth": truth})
 
         score, minutes = loop.train(mid, eval_ds)
-        rows.append({"step": "retrain on hand + accepted boxes", "boxed": len(seeded) + len(rest),
+        rows.append({"step": "retrain on hand + accepted boxes", "boxed": len(seeded) + labeled,
                      "drawn": drawn, "accepted": accepted, "score": score, "minutes": minutes})
 
         if args.full:
@@ -198,7 +200,7 @@ def main() -> int:
         return 2
     rows = run_loop(args)
     s = next(r for r in rows if "by_hand" in r)
-    print(f"\nOn the {s['boxed']} photos the model labeled: {s['by_hand']} boxes a person would have drawn; "
+    print(f"\nOn the {len(s['truth'])} photos the model labeled: {s['by_hand']} boxes a person would have drawn; "
           f"{s['accepted']} suggestions accepted, {s['correct']} of them on a true box (IoU >= 0.5), "
           f"{s['accepted'] - s['correct']} wrong; {s['missing']} true boxes still to draw by hand.")
     print(f"review answer: {json.dumps(s['review'])}")
