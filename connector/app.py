@@ -25,7 +25,7 @@ from .routes import SWAGGER_UI
 from .routing import SnakeCaseResolver
 from .security import api_key_handler
 from .services import dataset_suggestions
-from .services.inference import predictor_loader, warm_published
+from .services.inference import predictor_loader, publish, warm_published
 from .spec import SPEC_DIR, SPEC_FILE
 from .studio import blueprint as studio_blueprint
 
@@ -47,7 +47,8 @@ def _start_parts(config: dict, store: Store) -> AppContext:
     # Before the runs: closed after them, so that events of runs stopped by a shutdown are stored first.
     webhooks = WebhookDispatcher(store, config)
     webhooks.start()
-    runs = RunManager(store, config)
+    # The promotion gate publishes through the publish service: the cache warms, the webhook fires.
+    runs = RunManager(store, config, publish=lambda model_id, number: publish(store, predictors, model_id, number))
     runs.start()
     scheduler = RetrainScheduler(store, config, runs.submit)
     scheduler.start()

@@ -5,6 +5,7 @@ import logging
 import threading
 from collections import deque
 from concurrent.futures import Future
+from typing import Callable
 
 from model_store import Store
 
@@ -35,8 +36,9 @@ class RunManager:
     connector.inference.model_thread).
     """
 
-    def __init__(self, store: Store, config: dict):
-        self.store, self.config = store, config
+    def __init__(self, store: Store, config: dict, publish: Callable[[int, int], object] | None = None):
+        """`publish(model_id, version_number)`: what the promotion gate of a gated run calls."""
+        self.store, self.config, self.publish = store, config, publish
         self.queue: deque[tuple[int, CancelSignal, Future]] = deque()
         self.worker: threading.Thread | None = None
         self.cancel_events: dict[int, CancelSignal] = {}
@@ -70,7 +72,7 @@ class RunManager:
                 run_id, event, future = self.queue.popleft()
             if future.set_running_or_notify_cancel():
                 try:
-                    training.execute_run(self.store, self.config, run_id, event)
+                    training.execute_run(self.store, self.config, run_id, event, self.publish)
                     future.set_result(None)
                 except BaseException as exc:  # the future carries it to whoever waits
                     future.set_exception(exc)
