@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from model_store.schema import (Dataset, Draft, Image, Label, Model, Region, Schedule, TrainingRun, Version,
+from model_store.schema import (ApiKey, Dataset, Draft, Image, Label, Model, Region, Schedule, TrainingRun, Version,
                                 WebhookDelivery, WebhookSubscription, WeightFile)
 
 
@@ -140,3 +140,9 @@ def delivery_view(d: WebhookDelivery) -> dict:
     return {"id": d.id, "event": d.event, "status": d.status, "attempts": d.attempts,
             "nextAttempt": iso(d.next_attempt_at) if d.status == "pending" else None,
             "lastError": d.last_error or None, "created": iso(d.created_at), "delivered": iso(d.delivered_at)}
+
+
+def api_key_view(key: ApiKey) -> dict:
+    """A stored key as `odconnect keys list` shows it: never the key or its hash."""
+    return {"id": key.id, "name": key.name, "scope": key.scope, "prefix": key.prefix,
+            "created": iso(key.created_at), "lastUsed": iso(key.last_used_at), "revoked": iso(key.revoked_at)}

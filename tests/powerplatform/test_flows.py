@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SWAGGER = json.loads((ROOT / "openapi" / "apiDefinition.swagger.json").read_text())
 FLOWS = {p.stem: json.loads(p.read_text()) for p in sorted((ROOT / "flows_examples").glob("*.json"))}
 # every candidate box passes (the tiny model scores low), so there is something to count and draw
-CONFIG = {**INFER, "inference": {"default_threshold": 0.0},
-          "webhooks": {"poll_seconds": 0.1, "backoff_base_seconds": 0.2}}
+CONFIG = {**INFER, "inference": {"default_threshold": 0.0},  # the receivers listen on 127.0.0.1:
+          "webhooks": {"poll_seconds": 0.1, "backoff_base_seconds": 0.2, "allow_loopback": True}}
 KNOWN_TYPES = {"OpenApiConnection", "OpenApiConnectionWebhook", "Recurrence", "Request", "If", "Compose",
                "Select", "Response"}
 
