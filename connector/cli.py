@@ -12,6 +12,8 @@ from pathlib import Path
 from .config import ConfigError, load_config
 from .routes import API_PREFIX, SWAGGER_UI
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "flows_examples"  # in a checkout
+
 
 def ensure_api_key(cfg: dict) -> str | None:
     """With no key configured, create one in <root>/api_key (0600) so the service is never open."""
@@ -136,6 +138,19 @@ def cmd_connector_lint(args) -> int:
     return 1 if problems else 0
 
 
+def cmd_flows_export(args) -> int:
+    """The example flows as a solution zip and legacy packages, for the connector's API name."""
+    from .powerplatform.flows import FlowPackageError, export
+    try:
+        written = export(args.examples, args.connector_name, args.out)
+    except FlowPackageError as exc:
+        print(f"odconnect: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {written[0]} (a solution with {len(written) - 1} flows) and {len(written) - 1} legacy packages "
+          f"in {written[0].parent / 'legacy'}; see flows_examples/README.md to import them")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="odconnect", description=__doc__)
     parser.add_argument("--config", help="YAML config file (defaults: connector/config.py)")
@@ -174,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--scheme", choices=["https", "http"], help="scheme the connector calls (default: https)")
     export.set_defaults(func=cmd_connector_export)
     lint.set_defaults(func=cmd_connector_lint)
+    flows = sub.add_parser("flows", help="the example flows").add_subparsers(dest="action", required=True)
+    flows_export = flows.add_parser("export", help="write the example flows as importable packages")
+    flows_export.add_argument("--connector-name", required=True,
+                              help="your custom connector's API name, e.g. shared_odconnect-5f3c9e8d4b2a1c0d9e")
+    flows_export.add_argument("--out", default="odconnect-flows", help="folder to write (default: %(default)s)")
+    flows_export.add_argument("--examples", default=str(EXAMPLES), help="folder of flow JSON files (default: %(default)s)")
+    flows_export.set_defaults(func=cmd_flows_export)
     return parser
 
 

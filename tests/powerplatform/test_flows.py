@@ -134,6 +134,24 @@ def test_power_apps_gets_the_drawn_picture(live):
     assert png.convert("RGB").tobytes() != original.tobytes()  # the boxes are drawn on it
 
 
+def test_an_exported_flow_runs_with_the_connectors_own_name(live):
+    """The flow as `odconnect flows export` writes it into the solution, for a connector named as a
+    tenant names it, replays like the example (its odconnect actions are found by that name)."""
+    import zipfile
+    from connector.powerplatform import flows
+    name = "shared_odconnect-5f3c9e8d4b2a1c0d9e"
+    zf = zipfile.ZipFile(io.BytesIO(flows.solution_zip(flows.load_examples(ROOT / "flows_examples"), name)))
+    [path] = [n for n in zf.namelist() if n.startswith("Workflows/BPowerappsQuickTest-")]
+    exported = json.loads(zf.read(path))
+    image, _ = shapes_image(13)
+    run = replay(exported, connector(live), {"body": {"file": {"name": "p.jpg", "contentBytes": b64(image)},
+                                                      "text": "shapes"}}, connector_name=name)
+    assert run.actions["Quick_test"]["status"] == "Succeeded"
+    assert run.response["body"]["objects"] == str(run.actions["Quick_test"]["outputs"]["body"]["totalCount"])
+    host = exported["properties"]["definition"]["actions"]["Quick_test"]["inputs"]["host"]
+    assert host == {**host, "connectionName": name, "apiId": f"/providers/Microsoft.PowerApps/apis/{name}"}
+
+
 def test_weekly_retrain_waits_for_the_run_and_publishes_only_if_better(live):
     api, m = live.api, live.model
     # no version published: GetVersion fails (404), the condition still runs and publishes
