@@ -152,10 +152,10 @@ def operations_section(swagger: dict) -> str:
 
 
 GATEWAY_TEXT = {
-    True: ("or a server only your network reaches, through an on-premises data gateway (the connection "
-           "asks for one; install it where it reaches the server)"),
-    False: ("reachable from the internet (this package offers no on-premises data gateway: set "
-            "`connector.gateway: true` and generate it again for a server only your network reaches)"),
+    True: ("on an address Power Platform reaches, or on one only your network reaches through an "
+           "on-premises data gateway (the connection asks for one)"),
+    False: ("on an address Power Platform reaches from the internet (this package offers no "
+            "on-premises data gateway; `connector.gateway: true` adds one)"),
 }
 
 

@@ -121,7 +121,7 @@ def edit(files: dict[str, bytes], name: str, change) -> dict[str, bytes]:
     (package.PROPERTIES, lambda p: p["properties"].update(publisher=""), "publisher is missing"),
     (package.README, lambda t: t.replace("are absolute URLs", "are paths on the server, not absolute URLs"),
      "Location headers are absolute"),
-    (package.README, lambda t: t.replace("reachable from the internet", package.GATEWAY_TEXT[True]),
+    (package.README, lambda t: t.replace(package.GATEWAY_TEXT[False], package.GATEWAY_TEXT[True]),
      "claims an on-premises data gateway the package does not offer"),
     (package.README, lambda t: t.replace("## Obtaining Credentials", "## Credentials"), "Obtaining Credentials"),
     (package.README, lambda t: t.replace("`DetectObjects`", "DetectObjects"), "DetectObjects is not listed"),
