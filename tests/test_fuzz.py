@@ -1,9 +1,16 @@
 """Schemathesis against the live app: every operation, generated requests, no 5xx, answers as documented.
 
-The app is the real one (Connexion, SQLite, a tiny trained and published version) reached through its
-ASGI interface. Path ids are drawn from the schema or, half the time, are the seeded model, dataset,
-image, version, run and subscription, so that requests get past the 404s. Runs are deterministic
-(Hypothesis derandomized, no example database) and bounded: MAX_EXAMPLES per operation.
+The app is the real one (Connexion, SQLite, a tiny trained and published version) under uvicorn on
+127.0.0.1, reached over HTTP. Path ids are drawn from the schema or, about half the time, are the
+seeded model, dataset, image, version, run and subscription, so that requests get past the 404s.
+Runs are deterministic (Hypothesis derandomized, no example database) and bounded: MAX_EXAMPLES
+generated cases per operation, plus schemathesis' explicit and boundary cases.
+
+What it found and what fixed it (connector/validation.py, the spec, the services): non-UTF-8 JSON
+bodies, multipart bodies without a boundary and control characters in path ids gave 500s; a
+model's non-Latin-1 name broke the export's Content-Disposition; ids past 64 bits and Unicode digits
+("²") in ids reached the database; 400, 401, 403, 429 and QuickTest's 413/415 were undocumented; and
+names, cron expressions, image content and boxes the server refuses were schema-valid.
 
 Left out: the two webhook triggers (subscribing makes the server post to the URL given; the SSRF
 guard and its tests cover them). Deletes run last, in their own test, so that they cannot remove
