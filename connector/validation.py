@@ -102,7 +102,7 @@ def validator_map() -> dict:
     return {**VALIDATOR_MAP, "body": body, "parameter": StrictParameterValidator}
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f]")  # C0 controls: what names and ids never hold (the spec says so too)
 
 
 class ControlCharacterGuard:
