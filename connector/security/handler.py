@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hmac
-import logging
 
 import anyio
 from connexion.exceptions import ProblemException
@@ -15,7 +14,6 @@ from ..services import keys as key_store
 from .scopes import operation_names, operation_scopes
 from .throttle import FailedAuthThrottle
 
-log = logging.getLogger("odconnect.security")
 CONFIGURED = {"id": None, "name": "configured key", "scope": "admin"}
 
 

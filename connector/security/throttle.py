@@ -44,5 +44,5 @@ class FailedAuthThrottle:
                 self.failures.popitem(last=False)
             if len(stamps) <= self.limit:
                 return None
-            # the next unknown key is counted as allowed again once the oldest of the last `limit` expires
+            # 401s again once the oldest of the last `limit` failures has left the window
             return max(1, math.ceil(WINDOW_SECONDS - (now - stamps[-self.limit])))
