@@ -6,6 +6,7 @@ import logging
 import threading
 
 import connexion
+from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from flask import Response, json
 
@@ -24,10 +25,12 @@ from .jobs.webhooks import WebhookDispatcher
 from .routes import SWAGGER_UI
 from .routing import SnakeCaseResolver
 from .security import api_key_handler
+from .security.throttle import FailedAuthThrottle
 from .services import dataset_suggestions
 from .services.inference import predictor_loader, publish, warm_published
-from .spec import SPEC_DIR, SPEC_FILE
+from .spec import SPEC_DIR, SPEC_FILE, load_spec
 from .studio import blueprint as studio_blueprint
+from .validation import ControlCharacterGuard, validator_map
 
 log = logging.getLogger("odconnect")
 
@@ -66,19 +69,20 @@ def create_app(config: dict | None = None) -> connexion.FlaskApp:
     logging.getLogger("connexion.operations.openapi3").setLevel(logging.ERROR)
     store = Store(config["storage"]["database_url"], config["storage"]["root"])
 
-    app = connexion.FlaskApp(
-        __name__,
-        specification_dir=str(SPEC_DIR),
-        security_map={"apiKey": api_key_handler(config["security"]["api_keys"])},
-    )
+    keys = api_key_handler(store, config["security"]["api_keys"], load_spec(),
+                           FailedAuthThrottle(config["security"]["unknown_keys_per_minute"]))
+    app = connexion.FlaskApp(__name__, specification_dir=str(SPEC_DIR), security_map={"apiKey": keys})
     app.add_api(
         SPEC_FILE,
         resolver=SnakeCaseResolver(),
         pythonic_params=True,
         strict_validation=True,
+        validator_map=validator_map(),
         validate_responses=False,
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path=SWAGGER_UI),
     )
+    # after the exception middleware (so its 400 is a problem+json answer), before routing
+    app.add_middleware(ControlCharacterGuard, position=MiddlewarePosition.BEFORE_SWAGGER)
     flask_app = app.app
     flask_app.config["MAX_CONTENT_LENGTH"] = config["limits"]["max_import_bytes"]
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from .config import ConfigError, load_config
 from .routes import API_PREFIX, SWAGGER_UI
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "flows_examples"  # in a checkout
+
 
 def ensure_api_key(cfg: dict) -> str | None:
     """With no key configured, create one in <root>/api_key (0600) so the service is never open."""
@@ -72,15 +74,80 @@ def cmd_weights_add(args) -> int:
     return 0
 
 
+def _open_store(cfg: dict):
+    from model_store import Store
+    return Store(cfg["storage"]["database_url"], cfg["storage"]["root"])
+
+
+def cmd_keys(args) -> int:
+    """Scoped API keys in the store: a running server sees a new or revoked key on its next request."""
+    from .errors import OdError
+    from .services import keys
+
+    store = _open_store(load_config(args.config))
+    try:
+        if args.action == "create":
+            key, row = keys.create_key(store, args.name, args.scope)
+            print(f"created API key {row['id']} ({row['name']}, scope {row['scope']}):\n{key}\n"
+                  "It is shown only now: store it where the client keeps secrets.")
+        elif args.action == "revoke":
+            row = keys.revoke_key(store, args.id)
+            print(f"revoked API key {row['id']} ({row['name']}, scope {row['scope']})")
+        else:
+            rows = keys.list_keys(store)
+            head = ("id", "name", "scope", "prefix", "created", "lastUsed", "revoked")
+            table = [head] + [tuple(str(r[c] if r[c] is not None else "-") for c in head) for r in rows]
+            widths = [max(len(line[i]) for line in table) for i in range(len(head))]
+            for line in table:
+                print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
+    except OdError as exc:
+        print(f"odconnect: {exc.detail}", file=sys.stderr)
+        return 2
+    finally:
+        store.dispose()
+    return 0
+
+
+def _connector_package(args) -> dict[str, bytes]:
+    """The package for the configured publisher (`connector` settings) and the host given, if any."""
+    from .powerplatform import package
+    publisher = package.Publisher.from_config(load_config(args.config)["connector"])
+    return package.build(args.host, [args.scheme] if args.scheme else None, None, publisher)
+
+
 def cmd_connector_export(args) -> int:
     """The Power Platform custom connector package as a zip (no server or store needed)."""
     from .powerplatform import package
-    files = package.build(args.host, [args.scheme] if args.scheme else None)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(package.zip_bytes(files))
-    host = args.host or f"{package.swagger2.PLACEHOLDER_HOST} (a placeholder: set your host at import)"
+    out.write_bytes(package.zip_bytes(_connector_package(args)))
+    host = args.host or "none (each connection gives its server address)"
     print(f"wrote {out}: {', '.join(package.FILES)}; host {host}")
+    return 0
+
+
+def cmd_connector_lint(args) -> int:
+    """Every certification rule on the package export would write; exit 1 when one fails."""
+    from .powerplatform.lint import lint
+    from .spec import load_spec
+    problems = lint(_connector_package(args), load_spec(), tenant=not args.neutral)
+    for line in problems:
+        print(line)
+    what = "the neutral package" if args.neutral else "the package for your tenant"
+    print(f"{what}: {len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else f"{what}: no problems")
+    return 1 if problems else 0
+
+
+def cmd_flows_export(args) -> int:
+    """The example flows as a solution zip and legacy packages, for the connector's API name."""
+    from .powerplatform.flows import FlowPackageError, export
+    try:
+        written = export(args.examples, args.connector_name, args.out)
+    except FlowPackageError as exc:
+        print(f"odconnect: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {written[0]} (a solution with {len(written) - 1} flows) and {len(written) - 1} legacy packages "
+          f"in {written[0].parent / 'legacy'}; see flows_examples/README.md to import them")
     return 0
 
 
@@ -97,13 +164,38 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("path")
     add.add_argument("--name", help="name to train with (default: the file name)")
     add.set_defaults(func=cmd_weights_add)
+    keys = sub.add_parser("keys", help="scoped API keys (detect, train, admin)").add_subparsers(
+        dest="action", required=True)
+    create = keys.add_parser("create", help="make a key and print it (once)")
+    create.add_argument("--scope", required=True, choices=["detect", "train", "admin"],
+                        help="detect: detect and read models; train: also data, training, publishing; "
+                             "admin: also deletes")
+    create.add_argument("--name", required=True, help="what the key is for, e.g. \"Field app\"")
+    create.set_defaults(func=cmd_keys)
+    keys.add_parser("list", help="the stored keys (never the keys themselves)").set_defaults(func=cmd_keys)
+    revoke = keys.add_parser("revoke", help="refuse a key from the next request on")
+    revoke.add_argument("id", type=int)
+    revoke.set_defaults(func=cmd_keys)
     connector = sub.add_parser("connector", help="the Power Platform custom connector").add_subparsers(
         dest="action", required=True)
     export = connector.add_parser("export", help="write the connector package (swagger, properties, icon, readme) as a zip")
     export.add_argument("--out", default="odconnect-connector.zip", help="zip to write (default: %(default)s)")
-    export.add_argument("--host", help="your server's host[:port] (default: a placeholder to set at import)")
-    export.add_argument("--scheme", choices=["https", "http"], help="scheme the connector calls (default: https)")
+    lint = connector.add_parser("lint", help="check the package against Power Platform's certification rules")
+    lint.add_argument("--neutral", action="store_true",
+                      help="check the generic package (placeholders allowed for the publisher), not a tenant's")
+    for command in (export, lint):
+        command.add_argument("--host", help="your server's host[:port][/path] (default: none; each connection "
+                                            "gives its server address)")
+        command.add_argument("--scheme", choices=["https", "http"], help="scheme the connector calls (default: https)")
     export.set_defaults(func=cmd_connector_export)
+    lint.set_defaults(func=cmd_connector_lint)
+    flows = sub.add_parser("flows", help="the example flows").add_subparsers(dest="action", required=True)
+    flows_export = flows.add_parser("export", help="write the example flows as importable packages")
+    flows_export.add_argument("--connector-name", required=True,
+                              help="your custom connector's API name, e.g. shared_odconnect-5f3c9e8d4b2a1c0d9e")
+    flows_export.add_argument("--out", default="odconnect-flows", help="folder to write (default: %(default)s)")
+    flows_export.add_argument("--examples", default=str(EXAMPLES), help="folder of flow JSON files (default: %(default)s)")
+    flows_export.set_defaults(func=cmd_flows_export)
     from .client import register as register_client_commands
     register_client_commands(sub)
     return parser

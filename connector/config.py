@@ -42,9 +42,29 @@ DEFAULTS: dict[str, Any] = {
         "import_root": "",
     },
     "security": {
-        # Keys accepted in the header below. ODCONNECT_API_KEYS (comma separated)
-        # also works. `odconnect serve` creates <root>/api_key when none is set.
+        # Admin keys accepted in the X-API-Key header. ODCONNECT_API_KEYS (comma separated)
+        # also works. `odconnect serve` creates <root>/api_key when none is set. Scoped keys
+        # (`odconnect keys create`) live in the store and need no setting.
         "api_keys": [],
+        # Past this many unknown or revoked keys from one client address in a minute, requests
+        # with an unknown key get 429 and Retry-After instead of 401 (0: never).
+        "unknown_keys_per_minute": 30,
+    },
+    "connector": {
+        # What the generated Power Platform connector says about its publisher (apiProperties.json,
+        # the definition's contact and metadata, the readme): whoever runs the server. Unset values
+        # become placeholders under the reserved .invalid domain, which `odconnect connector lint`
+        # refuses for a real tenant.
+        "publisher": "",
+        "website": "",
+        "privacy_policy": "",
+        "contact_name": "",
+        "contact_email": "",
+        "contact_url": "",
+        # #RRGGBB; certification refuses #007ee5 and #ffffff.
+        "brand_color": "#0F6C5C",
+        # Offer an on-premises data gateway in the connection (a server only your network reaches).
+        "gateway": False,
     },
     "limits": {
         "max_image_bytes": 6 * MB,
@@ -121,6 +141,11 @@ DEFAULTS: dict[str, Any] = {
         # A delivery being sent is leased this long; a crash mid-send retries it after.
         "lease_seconds": 120.0,
         "signature_header": "X-Odconnect-Signature",
+        # Callback URLs must be https and resolve to public addresses only (connector/net_guard.py).
+        # allow_loopback lets them point at this machine (http too): local receivers and tests.
+        "allow_loopback": False,
+        # Private networks receivers may be in, as CIDRs (e.g. ["10.20.0.0/16"]): on-premises receivers.
+        "allowed_networks": [],
     },
 }
 

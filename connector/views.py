@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from model_store.schema import (Dataset, Draft, GateEntry, Image, Job, Label, Model, Region, Schedule, TrainingRun,
-                                Version, WebhookDelivery, WebhookSubscription, WeightFile)
+from model_store.schema import (ApiKey, Dataset, Draft, GateEntry, Image, Job, Label, Model, Region, Schedule,
+                                TrainingRun, Version, WebhookDelivery, WebhookSubscription, WeightFile)
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -177,3 +177,9 @@ def job_view(job: Job, version_number: int | None = None) -> dict:
         "started": iso(job.started_at),
         "finished": iso(job.finished_at),
     }
+
+
+def api_key_view(key: ApiKey) -> dict:
+    """A stored key as `odconnect keys list` shows it: never the key or its hash."""
+    return {"id": key.id, "name": key.name, "scope": key.scope, "prefix": key.prefix,
+            "created": iso(key.created_at), "lastUsed": iso(key.last_used_at), "revoked": iso(key.revoked_at)}

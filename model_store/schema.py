@@ -281,3 +281,20 @@ class WebhookDelivery(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     delivered_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     __table_args__ = (Index("ix_webhook_delivery_due", "status", "next_attempt_at"),)
+
+
+class ApiKey(Base):
+    """An API key made with `odconnect keys create`: only its SHA-256 is stored, the key itself is shown once.
+
+    The server reads this table on every request (no cache), so a revoked key is refused by the next
+    request. Keys from the configuration (security.api_keys, the key file) are not stored here.
+    """
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(String(16))  # detect | train | admin
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # hex SHA-256 of the key
+    prefix: Mapped[str] = mapped_column(String(16))  # the key's first characters, to recognise it in a list
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    revoked_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import base64
+import io
 
-from flask import Response, request
+from flask import Response, request, send_file
 
 from ..context import ctx
 from ..errors import Invalid
@@ -73,5 +74,5 @@ def unpublish_model(model_id):
 
 def export_version(model_id, version, format_="detectron2"):  # connexion renames `format`
     filename, archive = svc.export_version(ctx(), model_id, version, format_)
-    return Response(archive, mimetype="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    # send_file writes a non-ASCII name (the model's) as RFC 5987 filename*, which HTTP headers can carry
+    return send_file(io.BytesIO(archive), mimetype="application/zip", as_attachment=True, download_name=filename)

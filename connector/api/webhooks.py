@@ -12,11 +12,13 @@ def _created(view: dict):
 
 
 def on_training_run_finished(body):
-    return _created(svc.subscribe(ctx().store, svc.RUN_FINISHED, body))
+    c = ctx()
+    return _created(svc.subscribe(c.store, svc.RUN_FINISHED, body, c.webhooks.policy))
 
 
 def on_version_published(body):
-    return _created(svc.subscribe(ctx().store, svc.VERSION_PUBLISHED, body))
+    c = ctx()
+    return _created(svc.subscribe(c.store, svc.VERSION_PUBLISHED, body, c.webhooks.policy))
 
 
 def list_webhooks():

@@ -3,50 +3,81 @@
 Deliveries live in the store, so a restart loses none: the dispatcher of the next
 start finds them still pending (a delivery whose send was cut off is retried once its
 lease ends). Sends run on a small pool so that one slow receiver does not hold up
-the others; redirects are not followed and only http(s) URLs are called.
+the others. Each send checks its URL against the callback policy again (net_guard.py), connects to
+the address that passed and follows no redirect.
 """
 from __future__ import annotations
 
+import http.client
 import logging
+import socket
+import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 from model_store import Store
 from model_store.schema import utcnow
 
+from ..net_guard import CallbackPolicy, Refused
 from ..services import webhooks as svc
 
 log = logging.getLogger("odconnect.webhooks")
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None  # a 3xx answer is an error, never a second request elsewhere
+class _Pinned:
+    """An HTTP(S) connection to one checked address; the Host header and TLS name stay the URL's host."""
+
+    def __init__(self, address: str, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = lambda where, *a, **k: socket.create_connection((address, where[1]), *a, **k)
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+class _PinnedHTTP(_Pinned, http.client.HTTPConnection):
+    pass
 
 
-def send(url: str, body: bytes, headers: dict, timeout: float) -> tuple[str | None, bool]:
-    """POST once. Returns (error or None, gone) where gone means the receiver answered 410."""
+class _PinnedHTTPS(_Pinned, http.client.HTTPSConnection):
+    pass
+
+
+def send(url: str, body: bytes, headers: dict, timeout: float, policy: CallbackPolicy) -> tuple[str | None, bool]:
+    """POST once. Returns (error or None, gone) where gone means the receiver answered 410.
+
+    The URL is checked again here (its name may resolve elsewhere now) and the connection goes to an
+    address that passed; http.client follows no redirect, so a 3xx answer is an error."""
     try:
-        svc.check_callback_url(url)
-    except Exception as exc:
-        return str(getattr(exc, "detail", exc)), False
-    req = urllib.request.Request(url, data=body, method="POST", headers=headers)
-    try:
-        with _opener.open(req, timeout=timeout) as resp:
+        url, addresses = policy.check(url)
+    except Refused as exc:
+        return exc.detail, False
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
+    error = "no address to connect to"
+    for address in addresses:
+        if https:
+            conn = _PinnedHTTPS(address, parts.hostname, port, timeout=timeout, context=ssl.create_default_context())
+        else:
+            conn = _PinnedHTTP(address, parts.hostname, port, timeout=timeout)
+        try:
+            try:
+                conn.connect()
+            except OSError as exc:  # refused, unreachable, TLS: try the host's next address
+                error = f"{exc.__class__.__name__}: {exc}"
+                continue
+            conn.request("POST", target, body=body, headers=headers)
+            resp = conn.getresponse()
             resp.read(65536)
             if 200 <= resp.status < 300:
                 return None, False
-            return f"HTTP {resp.status}", False
-    except urllib.error.HTTPError as exc:
-        return f"HTTP {exc.code} {exc.reason}", exc.code == 410
-    except Exception as exc:  # refused, timed out, DNS, TLS: all retried
-        return f"{exc.__class__.__name__}: {exc}", False
+            return f"HTTP {resp.status} {resp.reason}", resp.status == 410
+        except (OSError, http.client.HTTPException) as exc:  # timed out, reset, a broken answer: retried
+            return f"{exc.__class__.__name__}: {exc}", False
+        finally:
+            conn.close()
+    return error, False
 
 
 class WebhookDispatcher:
@@ -54,6 +85,8 @@ class WebhookDispatcher:
         self.store = store
         self.cfg = config["webhooks"]
         self.public_url = config["server"]["public_url"]
+        # the one callback policy of the app: subscribing checks URLs with it too (api/webhooks.py)
+        self.policy = CallbackPolicy.from_config(self.cfg)
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.pool = ThreadPoolExecutor(max_workers=max(1, int(self.cfg["workers"])),
@@ -108,7 +141,7 @@ class WebhookDispatcher:
             headers = {"Content-Type": "application/json", "User-Agent": "odconnect-webhooks",
                        self.cfg["signature_header"]: svc.sign(job["secret"], body),
                        "X-Odconnect-Event": job["event"], "X-Odconnect-Delivery": str(job["id"])}
-            error, gone = send(job["url"], body, headers, float(self.cfg["timeout_seconds"]))
+            error, gone = send(job["url"], body, headers, float(self.cfg["timeout_seconds"]), self.policy)
             status = svc.record_attempt(self.store, self.cfg, job["id"], error, gone)
             if error:
                 log.warning("webhook delivery %s attempt %s to %s: %s (now %s)", job["id"], job["attempts"],

@@ -5,8 +5,9 @@ Deterministic: the same spec gives the same bytes (`dumps` sorts keys), so the c
 
 Conversion rules, and the choices made where OpenAPI 3 says more than Swagger 2.0 can:
 
-* ``servers[0].url`` -> ``basePath``; ``host`` is a placeholder (``localhost:8080``) to change
-  at import (or pass ``host``: the server fills in its own when it serves the definition).
+* ``servers[0].url`` -> ``basePath``; ``host`` is a placeholder (``odconnect.invalid``): each
+  connection names its server, through the ``dynamichosturl`` policy of apiProperties.json (or pass
+  ``host``: the server fills in its own when it serves the definition).
 * ``components/schemas`` -> ``definitions``; ``nullable`` -> ``x-nullable``; ``allOf`` is merged
   into one object (Power Automate lists the properties of a merged object, not of an allOf).
 * Component parameters and responses are inlined; path-level parameters are copied into each
@@ -22,6 +23,8 @@ Conversion rules, and the choices made where OpenAPI 3 says more than Swagger 2.
   is ``{type: string, format: binary}``.
 * OpenAPI 3 ``callbacks`` of a trigger (``x-ms-trigger``) become the path's
   ``x-ms-notification-content``: the schema of what the flow receives.
+* ``anyOf`` made only of ``required`` lists (one of two properties must be there) is left out: the
+  server checks it; any other ``oneOf``/``anyOf`` is an error (merge it in the spec).
 * ``x-ms-summary`` is derived from the name where the spec has none ("budgetMinutes" ->
   "Budget minutes"); ``x-ms-visibility`` defaults to ``important`` for required parameters and
   request properties and ``advanced`` for the others (response properties get none).
@@ -34,12 +37,10 @@ from __future__ import annotations
 import copy
 import json
 import re
-from pathlib import Path
 
-import yaml
+from ..spec import SPEC_PATH, load_spec
 
-from ..spec import SPEC_PATH
-PLACEHOLDER_HOST = "localhost:8080"
+PLACEHOLDER_HOST = "odconnect.invalid"  # the reserved .invalid domain: never a real server
 DEFAULT_SCHEMES = ("https",)
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 IMAGE_TYPES = ["image/jpeg", "image/png", "image/bmp", "image/gif", "image/webp"]
@@ -57,24 +58,32 @@ PARAM_SCHEMA_KEYS = ("type", "format", "items", "default", "maximum", "exclusive
                      "uniqueItems", "enum", "multipleOf")
 ACRONYMS = {"id": "ID", "ids": "IDs", "url": "URL", "ap": "AP", "ap50": "AP50", "ap75": "AP75",
             "sha256": "SHA-256", "eta": "ETA", "coco": "COCO", "png": "PNG", "ms": "(ms)"}
+# Words title case leaves in lower case (unless first): what Power Platform's labels do.
+SMALL_WORDS = {"a", "an", "and", "as", "at", "by", "for", "from", "in", "of", "on", "or", "per", "the", "to",
+               "with"}
 
 
 def readable(name: str) -> str:
-    """budgetMinutes -> Budget minutes, publishedVersionId -> Published version ID."""
+    """A label in title case: budgetMinutes -> Budget Minutes, publishedVersionId -> Published Version ID."""
     words = re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*|[0-9]+", name) or [name]
     out = []
     for i, word in enumerate(words):
         low = word.lower()
         if low in ACRONYMS:
             out.append(ACRONYMS[low])
+        elif i > 0 and low in SMALL_WORDS:
+            out.append(low)
         else:
-            out.append(low.capitalize() if i == 0 else low)
+            out.append(low.capitalize())
     return " ".join(out)
 
 
-def load_spec(path: str | Path = SPEC_PATH) -> dict:
-    with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+
+
+def _required_only(alternatives: list) -> bool:
+    """An anyOf of `required` lists only ("labelId or labelName"): a check the server makes, which
+    Swagger 2.0 cannot say; the connector leaves it out and the server still refuses what fails it."""
+    return all(set(alt) == {"required"} for alt in alternatives)
 
 
 def _ext(node: dict) -> dict:
@@ -119,7 +128,7 @@ class Converter:
         ref = node.get("$ref", "")
         if ref.startswith("#/components/schemas/"):
             return {"$ref": "#/definitions/" + ref.rsplit("/", 1)[1]}
-        if "oneOf" in node or "anyOf" in node:
+        if "oneOf" in node or ("anyOf" in node and not _required_only(node["anyOf"])):
             raise ValueError("oneOf/anyOf have no Swagger 2.0 form; merge them in the spec")
         if "allOf" in node:
             node = self._merge_all_of(node)
@@ -226,7 +235,7 @@ class Converter:
                     types.append(t)
         param = {"name": "body", "in": "body", "required": required,
                  "schema": {"type": "string", "format": "binary"},
-                 "x-ms-summary": ext.pop("x-ms-summary", "File content"),
+                 "x-ms-summary": ext.pop("x-ms-summary", "File Content"),
                  "x-ms-visibility": "important" if required else "advanced"}
         param["description"] = body.get("description", "The file itself, as the request body.")
         param.update(ext)

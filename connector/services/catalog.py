@@ -25,10 +25,27 @@ def check_name(value: str, what: str) -> str:
     return value
 
 
+# The largest row id the database can hold (SQLite and PostgreSQL bigint): a bigger number is no row.
+MAX_ROW_ID = 2**63 - 1
+
+
+def as_number(ref) -> int | None:
+    """An ASCII decimal number as an int ("12" -> 12), else None. str.isdigit alone also says yes to
+    digits int() cannot read ("²") and to numbers no database column holds."""
+    if isinstance(ref, bool):
+        return None
+    if isinstance(ref, int):
+        return ref
+    if isinstance(ref, str) and ref.isascii() and ref.isdigit():
+        return int(ref)
+    return None
+
+
 def get_model(session: Session, model_ref: int | str, include_archived: bool = False) -> Model:
     """A model by id, or by name (flows call models by name)."""
-    if isinstance(model_ref, int) or str(model_ref).isdigit():
-        model = session.get(Model, int(model_ref))
+    number = as_number(model_ref)
+    if number is not None:
+        model = session.get(Model, number) if 0 < number <= MAX_ROW_ID else None
     else:
         model = session.scalar(select(Model).where(Model.name == model_ref, Model.archived_at.is_(None)))
     if model is None or (model.archived_at is not None and not include_archived):

@@ -13,7 +13,7 @@ from model_store.schema import Draft, Model, Version, WeightFile, utcnow
 
 from ..errors import Conflict, Invalid, NotFound
 from ..views import draft_view, version_view
-from .catalog import get_model, get_model_part
+from .catalog import MAX_ROW_ID, as_number, get_model, get_model_part
 
 ALIASES = {"published": "published_version_id", "lastTrained": "last_trained_version_id"}
 SETTING_KEYS = ("preset", "budgetMinutes", "maxIterations", "evaluationDatasetId", "weights", "seed")
@@ -27,9 +27,12 @@ def get_version(s: Session, model: Model, ref: str | int) -> Version:
         if version_id is None:
             raise NotFound(f"model {model.name!r} has no {ref} version")
         return s.get(Version, version_id)
-    if not ref.isdigit():
+    number = as_number(ref)
+    if number is None:
         raise Invalid(f"version {ref!r} is neither a number nor one of {sorted(ALIASES)}")
-    version = s.scalar(select(Version).where(Version.model_id == model.id, Version.number == int(ref)))
+    version = None
+    if number <= MAX_ROW_ID:
+        version = s.scalar(select(Version).where(Version.model_id == model.id, Version.number == number))
     if version is None:
         raise NotFound(f"model {model.name!r} has no version {ref}")
     return version

@@ -19,7 +19,6 @@ import json
 import logging
 import secrets
 import threading
-from urllib.parse import urlsplit
 
 from sqlalchemy import func, select, update
 
@@ -28,6 +27,7 @@ from model_store.schema import (Model, TrainingRun, Version, WebhookDelivery, We
                                 utcnow)
 
 from ..errors import Invalid, NotFound
+from ..net_guard import CallbackPolicy
 from ..routes import run_path
 from ..views import iso, subscription_view
 from .catalog import get_model
@@ -42,19 +42,11 @@ FINISHED_STATES = ("succeeded", "failed", "canceled")
 
 # --- subscriptions ----------------------------------------------------------------------------
 
-def check_callback_url(url: str) -> str:
-    """Only absolute http(s) URLs: no file:, ftp:, data: or relative targets."""
-    url = (url or "").strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise Invalid("callbackUrl must be an absolute http or https URL")
-    return url
-
-
-def subscribe(store: Store, event: str, body: dict) -> dict:
+def subscribe(store: Store, event: str, body: dict, policy: CallbackPolicy) -> dict:
+    """A new subscription; its callback URL must pass the policy now (and passes it again at each delivery)."""
     if event not in EVENTS:
         raise Invalid(f"unknown event {event!r}")
-    url = check_callback_url(body.get("callbackUrl", ""))
+    url, _ = policy.check(body.get("callbackUrl", ""))
     secret = body.get("secret") or secrets.token_urlsafe(32)
     with store.transaction() as s:
         model_id = None

@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SWAGGER = json.loads((ROOT / "openapi" / "apiDefinition.swagger.json").read_text())
 FLOWS = {p.stem: json.loads(p.read_text()) for p in sorted((ROOT / "flows_examples").glob("*.json"))}
 # every candidate box passes (the tiny model scores low), so there is something to count and draw
-CONFIG = {**INFER, "inference": {"default_threshold": 0.0},
-          "webhooks": {"poll_seconds": 0.1, "backoff_base_seconds": 0.2}}
+CONFIG = {**INFER, "inference": {"default_threshold": 0.0},  # the receivers listen on 127.0.0.1:
+          "webhooks": {"poll_seconds": 0.1, "backoff_base_seconds": 0.2, "allow_loopback": True}}
 KNOWN_TYPES = {"OpenApiConnection", "OpenApiConnectionWebhook", "Recurrence", "Request", "If", "Compose",
                "Select", "Response"}
 
@@ -132,6 +132,24 @@ def test_power_apps_gets_the_drawn_picture(live):
     assert png.format == "PNG" and png.size == (256, 256)
     original = Image.open(io.BytesIO(image)).convert("RGB")
     assert png.convert("RGB").tobytes() != original.tobytes()  # the boxes are drawn on it
+
+
+def test_an_exported_flow_runs_with_the_connectors_own_name(live):
+    """The flow as `odconnect flows export` writes it into the solution, for a connector named as a
+    tenant names it, replays like the example (its odconnect actions are found by that name)."""
+    import zipfile
+    from connector.powerplatform import flows
+    name = "shared_odconnect-5f3c9e8d4b2a1c0d9e"
+    zf = zipfile.ZipFile(io.BytesIO(flows.solution_zip(flows.load_examples(ROOT / "flows_examples"), name)))
+    [path] = [n for n in zf.namelist() if n.startswith("Workflows/BPowerappsQuickTest-")]
+    exported = json.loads(zf.read(path))
+    image, _ = shapes_image(13)
+    run = replay(exported, connector(live), {"body": {"file": {"name": "p.jpg", "contentBytes": b64(image)},
+                                                      "text": "shapes"}}, connector_name=name)
+    assert run.actions["Quick_test"]["status"] == "Succeeded"
+    assert run.response["body"]["objects"] == str(run.actions["Quick_test"]["outputs"]["body"]["totalCount"])
+    host = exported["properties"]["definition"]["actions"]["Quick_test"]["inputs"]["host"]
+    assert host == {**host, "connectionName": name, "apiId": f"/providers/Microsoft.PowerApps/apis/{name}"}
 
 
 def test_weekly_retrain_waits_for_the_run_and_publishes_only_if_better(live):

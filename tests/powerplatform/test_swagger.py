@@ -14,6 +14,7 @@ from PIL import Image
 
 from connector.powerplatform import package, swagger2
 from tests.conftest import Api
+from connector.powerplatform.lint import lint
 from tests.powerplatform.helpers import MAX_BYTES, check_connector, swagger2_schema
 
 OPENAPI = Path(__file__).resolve().parents[2] / "openapi"
@@ -39,7 +40,7 @@ def test_checked_in_package_equals_the_generator_output():
     for name in (package.DEFINITION, package.PROPERTIES, package.README):
         assert (OPENAPI / name).read_bytes() == built[name], f"openapi/{name} drifted from the spec: {REGENERATE}"
     # deterministic: a second run gives the same bytes
-    assert swagger2.dumps(swagger2.convert()) == RAW.decode()
+    assert swagger2.dumps(package.definition()) == RAW.decode()
 
 
 def test_valid_swagger_2_under_one_megabyte():
@@ -61,6 +62,9 @@ def test_schema_check_catches_openapi3_leftovers():
 
 
 def test_power_platform_rules_hold():
+    """The same lint `odconnect connector lint --neutral` runs, on the checked-in package."""
+    files = {name: (OPENAPI / name).read_bytes() for name in package.FILES}
+    assert lint(files, swagger2.load_spec()) == []
     assert check_connector(SWAGGER, RAW) == []
 
 
@@ -75,12 +79,30 @@ def test_power_platform_rules_hold():
     (lambda s: s["paths"]["/models/{modelId}/versions/{version}"]["get"]["parameters"][1]
      ["x-ms-dynamic-values"].update(operationId="Nope"), "missing Nope"),
     (lambda s: s["paths"]["/webhooks/version-published"].pop("x-ms-notification-content"), "notification"),
+    (lambda s: s["paths"]["/models"]["get"]["parameters"][0].update({"x-ms-summary": "Include archived"}),
+     "titles: ListModels: parameter includeArchived: x-ms-summary 'Include archived' is not in title case"),
+    (lambda s: s["paths"]["/models"]["get"]["parameters"][0].pop("description"),
+     "parameter includeArchived has no description"),
+    (lambda s: s["paths"]["/models"]["get"].update(description="Lists models for Power Automate."),
+     "product-names: ListModels: Power Automate"),
+    (lambda s: s["definitions"]["Model"]["properties"]["name"].update(description="Shown in Power Apps."),
+     "product-names: definitions.Model.name names Power Apps"),
+    (lambda s: s["paths"]["/models"]["get"].update(summary="List models / labels"), "forbidden characters"),
+    (lambda s: s["paths"]["/models"]["get"]["responses"].update({"201": {"description": "x", "schema": {}}}),
+     "ListModels: 2 success answers"),
+    (lambda s: s["x-ms-connector-metadata"].pop(0), "lacks Website"),
+    (lambda s: s["info"].update(title="odconnect API"), "must not say API"),
+    (lambda s: s["info"].pop("contact"), "info.contact.email is missing"),
+    (lambda s: s["paths"]["/models"]["get"].update(operationId=42), "swagger2"),
 ])
 def test_the_checker_catches_each_rule(mutate, needle):
     bad = copy.deepcopy(SWAGGER)
     mutate(bad)
-    assert any(needle in p for p in check_connector(bad)), check_connector(bad)[:5]
-    assert check_connector(SWAGGER, b"x" * MAX_BYTES)[0].endswith("under 1 MB")
+    structure = needle == "swagger2"  # the JSON-schema pass is slow: only where it is the rule under test
+    problems = check_connector(bad, structure=structure)
+    assert any(needle in p for p in problems), problems[:5]
+    assert check_connector(SWAGGER, b"x" * MAX_BYTES, structure=False) == [
+        f"size: {MAX_BYTES} bytes: custom connectors take under 1 MB"]
 
 
 def test_every_served_operation_is_in_the_connector_with_its_id():
@@ -123,10 +145,10 @@ def test_pickers_and_visibility_defaults():
     assert version["x-ms-dynamic-values"]["parameters"] == {"modelId": {"parameter": "modelId"}}
     assert model["x-ms-visibility"] == version["x-ms-visibility"] == "important"
     assert param(op("ListModels"), "includeArchived")["x-ms-visibility"] == "advanced"
-    assert param(op("ListModels"), "includeArchived")["x-ms-summary"] == "Include archived"
+    assert param(op("ListModels"), "includeArchived")["x-ms-summary"] == "Include Archived"
     train = SWAGGER["definitions"]["TrainRequest"]["properties"]
     assert train["budgetMinutes"]["x-ms-visibility"] == "important"  # set in the spec
-    assert train["maxIterations"]["x-ms-summary"] == "Max iterations"  # derived from the name
+    assert train["maxIterations"]["x-ms-summary"] == "Max Iterations"  # derived from the name, title case
     assert train["maxIterations"]["x-nullable"] is True
     # response-only schemas get summaries but no visibility
     assert "x-ms-visibility" not in SWAGGER["definitions"]["Model"]["properties"]["name"]
@@ -159,6 +181,14 @@ def test_properties_icon_and_readme():
     props = json.loads((OPENAPI / package.PROPERTIES).read_text())["properties"]
     key = props["connectionParameters"]["api_key"]
     assert key["type"] == "securestring" and key["uiDefinition"]["constraints"]["required"] == "true"
+    # the server is chosen per connection: a host parameter and the dynamichosturl policy, as certified
+    # connectors do; the generic package names no server
+    host = props["connectionParameters"]["hostUrl"]
+    assert host["type"] == "string" and "defaultValue" not in host
+    assert props["policyTemplateInstances"] == [{
+        "templateId": "dynamichosturl", "title": "Call the server of the connection",
+        "parameters": {"x-ms-apimTemplateParameter.urlTemplate": "https://@connectionParameters('hostUrl')/api/v1"}}]
+    assert SWAGGER["host"] == "odconnect.invalid" and SWAGGER["basePath"] == "/api/v1"
     assert SWAGGER["securityDefinitions"] == {"api_key": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
     assert props["iconBrandColor"].startswith("#") and len(props["iconBrandColor"]) == 7
     assert isinstance(props["capabilities"], list)
@@ -196,7 +226,10 @@ def test_cli_export_writes_the_zip(tmp_path):
     assert exported["host"] == "odconnect.contoso.com"
     assert {**exported, "host": SWAGGER["host"]} == SWAGGER
     assert zf.read(package.ICON) == (OPENAPI / package.ICON).read_bytes()
-    assert zf.read(package.PROPERTIES) == (OPENAPI / package.PROPERTIES).read_bytes()
+    # the host is baked in as the connection's default server address; the rest is the generic package
+    props = json.loads(zf.read(package.PROPERTIES))
+    assert props["properties"]["connectionParameters"]["hostUrl"].pop("defaultValue") == "odconnect.contoso.com"
+    assert props == json.loads((OPENAPI / package.PROPERTIES).read_bytes())
     # deterministic bytes: the same package twice is the same zip
     again = tmp_path / "again.zip"
     main(["connector", "export", "--out", str(again), "--host", "odconnect.contoso.com"])
