@@ -16,6 +16,7 @@ from .context import AppContext
 from .errors import OdError
 from .inference.cache import PredictorCache
 from .inference.model_thread import ModelThread
+from .jobs.production import ProductionWorker
 from .jobs.runs import RunManager
 from .jobs.scheduler import RetrainScheduler
 from .jobs.webhooks import WebhookDispatcher
@@ -47,8 +48,10 @@ def _start_parts(config: dict, store: Store) -> AppContext:
     runs.start()
     scheduler = RetrainScheduler(store, config, runs.submit)
     scheduler.start()
+    production = ProductionWorker(store, config)  # closed before the webhooks: its events are stored first
+    production.start()
     return AppContext(config=config, store=store, model_thread=model_thread, predictors=predictors,
-                      webhooks=webhooks, runs=runs, scheduler=scheduler)
+                      webhooks=webhooks, runs=runs, scheduler=scheduler, production=production)
 
 
 def create_app(config: dict | None = None) -> connexion.FlaskApp:

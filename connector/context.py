@@ -15,6 +15,7 @@ from model_store import Store
 if TYPE_CHECKING:  # the parts import torch and APScheduler; the context itself stays light
     from .inference.cache import PredictorCache
     from .inference.model_thread import ModelThread
+    from .jobs.production import ProductionWorker
     from .jobs.runs import RunManager
     from .jobs.scheduler import RetrainScheduler
     from .jobs.webhooks import WebhookDispatcher
@@ -29,6 +30,7 @@ class AppContext:
     webhooks: "WebhookDispatcher"
     runs: "RunManager"
     scheduler: "RetrainScheduler"
+    production: "ProductionWorker"  # capture and monitoring: what detect hands over
 
     @property
     def limits(self) -> dict:
@@ -38,9 +40,11 @@ class AppContext:
         """Stop the background parts in the reverse order of their start, then the store.
 
         The scheduler stops first (no new runs), then the runs (their end events are stored),
-        then the webhook dispatcher, the predictors and finally the model thread they run on.
+        then the production worker (queued captures and counted figures are written, attention
+        events stored), the webhook dispatcher, the predictors and finally the model thread.
         """
-        for part in (self.scheduler, self.runs, self.webhooks, self.predictors, self.model_thread):
+        for part in (self.scheduler, self.runs, self.production, self.webhooks, self.predictors,
+                     self.model_thread):
             part.close()
         self.store.dispose()
 

@@ -15,3 +15,7 @@ def run_path(model_id: int, run_id: int) -> str:
 
 def subscription_path(subscription_id: int) -> str:
     return f"{API_PREFIX}/webhooks/{subscription_id}"
+
+
+def monitoring_path(model_id: int) -> str:
+    return f"{API_PREFIX}/models/{model_id}/monitoring"

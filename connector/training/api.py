@@ -22,7 +22,7 @@ from connector.modeling.artifacts import VersionFiles
 from connector.modeling.predictor import Detection, Predictor
 from connector.modeling.records import ImageRecord
 from connector.training.dataset import load_rgb_array, records_to_dicts
-from connector.training.evaluation import evaluate
+from connector.training.evaluation import evaluate, prediction_profile
 from connector.training.hooks import BestCheckpointHook, Canceled, Clock
 from connector.training.presets import build_cfg
 
@@ -263,6 +263,7 @@ def evaluate_model(cfg: CfgNode, model: torch.nn.Module, records: Sequence[Image
     """Metrics of an in-memory model on ``records``, predicted exactly as the Predictor does."""
     was_training = model.training
     predictor = Predictor.from_model(cfg, model)  # puts the model in eval mode
+    seen: list[list[Detection]] = []  # every image's detections, for the monitoring baseline
 
     def predict_fn(r: ImageRecord) -> list[Detection]:
         if cancel is not None and cancel.is_set():
@@ -274,9 +275,13 @@ def evaluate_model(cfg: CfgNode, model: torch.nn.Module, records: Sequence[Image
             sx, sy = r.width / w, r.height / h
             dets = [Detection(d.label_index, d.score, d.x0 * sx, d.y0 * sy, d.x1 * sx, d.y1 * sy)
                     for d in dets]
+        seen.append(dets)
         return dets
 
     try:
-        return evaluate(predict_fn, records, labels)
+        metrics = evaluate(predict_fn, records, labels)
+        # travels with the metrics, so a kept snapshot keeps its own baseline
+        metrics["prediction_profile"] = prediction_profile(seen, labels)
+        return metrics
     finally:
         model.train(was_training)
