@@ -151,8 +151,12 @@ class ProductionWorker:
                     cleared = self._cleared.get(served.model_id)
                 if cleared is not None and served.at <= cleared:
                     return
-                outcome = capture.keep(self.store, served, settings)
-            self._count(served.model_id, outcome)
+                outcome, evicted = capture.keep(self.store, served, settings)
+            with self._small:
+                counts = self._outcomes[served.model_id]
+                counts["evicted"] += evicted  # every image the cap removed, the new one included
+                if outcome != "evicted":
+                    counts[outcome] += 1
         except Exception:
             log.exception("could not keep a captured image of model %s", served.model_id)
             self._count(served.model_id, "failed")

@@ -172,18 +172,18 @@ def _image_format(data: bytes) -> str:
         return (img.format or "JPEG").upper()
 
 
-def keep(store: Store, served: Served, settings: CaptureSettings) -> str:
-    """Store one captured image; returns kept | duplicate | evicted (over the cap with nothing older
-    to evict) | gone (the model was archived meanwhile)."""
+def keep(store: Store, served: Served, settings: CaptureSettings) -> tuple[str, int]:
+    """Store one captured image. Returns (outcome, images evicted by the cap), the outcome one of
+    kept | duplicate | evicted (over the cap with nothing older to evict) | gone (model archived)."""
     sha = sha256_hex(served.data)
     try:
         with store.transaction() as s:
             model = s.get(Model, served.model_id)
             if model is None or model.archived_at is not None:
-                return "gone"
+                return "gone", 0
             if s.scalar(select(Image.id).join(Dataset, Dataset.id == Image.dataset_id).where(
                     Dataset.model_id == model.id, Image.sha256 == sha).limit(1)) is not None:
-                return "duplicate"
+                return "duplicate", 0
             store.blobs.put(served.data)
             ds = production_dataset(s, model, create=True)
             fmt = _image_format(served.data)
@@ -205,7 +205,7 @@ def keep(store: Store, served: Served, settings: CaptureSettings) -> str:
         drop_unreferenced(store, [sha])
         raise
     drop_unreferenced(store, evicted)
-    return outcome
+    return outcome, len(evicted)
 
 
 def _reviewed():
