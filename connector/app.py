@@ -19,6 +19,7 @@ from .errors import OdError
 from .inference.cache import PredictorCache
 from .inference.model_thread import ModelThread
 from .jobs.background import JobRunner
+from .jobs.production import ProductionWorker
 from .jobs.runs import RunManager
 from .jobs.scheduler import RetrainScheduler
 from .jobs.webhooks import WebhookDispatcher
@@ -58,8 +59,10 @@ def _start_parts(config: dict, store: Store) -> AppContext:
     # After the runs and predictors it uses: closed before them.
     jobs = JobRunner(store, functools.partial(dataset_suggestions.execute, store, config, predictors, runs))
     jobs.start()
+    production = ProductionWorker(store, config)  # closed before the webhooks: its events are stored first
+    production.start()
     return AppContext(config=config, store=store, model_thread=model_thread, predictors=predictors,
-                      webhooks=webhooks, runs=runs, scheduler=scheduler, jobs=jobs)
+                      webhooks=webhooks, runs=runs, scheduler=scheduler, jobs=jobs, production=production)
 
 
 def create_app(config: dict | None = None) -> connexion.FlaskApp:

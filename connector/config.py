@@ -147,6 +147,38 @@ DEFAULTS: dict[str, Any] = {
         # Private networks receivers may be in, as CIDRs (e.g. ["10.20.0.0/16"]): on-premises receivers.
         "allowed_networks": [],
     },
+    "capture": {
+        # Keeping what flows send to detect is opt-in per model (PUT /models/{id}/capture); these are
+        # the values a model's settings start from.
+        "band_low": 0.3,
+        "band_high": 0.7,
+        "sample_rate": 0.1,
+        "max_images": 1000,
+        "retention_days": 30,
+        # Detect hands kept images to a bounded queue that one background thread writes; when it
+        # is full (items or bytes) the capture is dropped and counted, never waited for.
+        "queue_size": 256,
+        "queue_max_bytes": 128 * MB,
+        # How long a model's capture setting is cached; a change made through this process applies
+        # at once, one made through another process after at most this long.
+        "settings_ttl_seconds": 30.0,
+        # How often images past their model's retention are purged.
+        "purge_interval_seconds": 600.0,
+        # Seed of the `sample` mode's random draws; -1 takes a fresh seed at each start.
+        "sample_seed": -1,
+    },
+    "monitoring": {
+        # Per version and UTC day: requests, images with no detection, top probabilities, boxes per
+        # label. Counted in memory and written every flush_seconds by the capture thread.
+        "enabled": True,
+        "flush_seconds": 60.0,
+        # Drift: two-sample Kolmogorov-Smirnov test of the per-image top probability, a day's
+        # images against the version's evaluation images; "needs attention" when p < drift_alpha,
+        # once the day has drift_min_images images and the baseline min_baseline_images.
+        "drift_alpha": 0.01,
+        "drift_min_images": 30,
+        "min_baseline_images": 10,
+    },
 }
 
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the parts import torch and APScheduler; the context itself 
     from .inference.cache import PredictorCache
     from .jobs.background import JobRunner
     from .inference.model_thread import ModelThread
+    from .jobs.production import ProductionWorker
     from .jobs.runs import RunManager
     from .jobs.scheduler import RetrainScheduler
     from .jobs.webhooks import WebhookDispatcher
@@ -31,6 +32,7 @@ class AppContext:
     runs: "RunManager"
     scheduler: "RetrainScheduler"
     jobs: "JobRunner"  # background jobs of models (dataset-wide suggestions)
+    production: "ProductionWorker"  # capture and monitoring: what detect hands over
 
     @property
     def limits(self) -> dict:
@@ -40,10 +42,12 @@ class AppContext:
         """Stop the background parts in the reverse order of their start, then the store.
 
         The scheduler stops first (no new runs), then the jobs (they use the runs and the
-        predictors), the runs (their end events are stored), the webhook dispatcher, the predictors
-        and finally the model thread they run on.
+        predictors), the runs (their end events are stored), the production worker (queued captures
+        and counted figures are written, attention events stored), the webhook dispatcher, the
+        predictors and finally the model thread they run on.
         """
-        for part in (self.scheduler, self.jobs, self.runs, self.webhooks, self.predictors, self.model_thread):
+        for part in (self.scheduler, self.jobs, self.runs, self.production, self.webhooks, self.predictors,
+                     self.model_thread):
             part.close()
         self.store.dispose()
 

@@ -19,3 +19,7 @@ def subscription_path(subscription_id: int) -> str:
 
 def job_path(model_id: int, job_id: int) -> str:
     return f"{API_PREFIX}/models/{model_id}/jobs/{job_id}"
+
+
+def monitoring_path(model_id: int) -> str:
+    return f"{API_PREFIX}/models/{model_id}/monitoring"

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from model_store.schema import (ApiKey, Dataset, Draft, GateEntry, Image, Job, Label, Model, Region, Schedule,
-                                TrainingRun, Version, WebhookDelivery, WebhookSubscription, WeightFile)
+from model_store.schema import (ApiKey, AttentionEvent, CapturedImage, Dataset, Draft, GateEntry, Image, Job, Label,
+                                Model, Region, Schedule, TrainingRun, Version, WebhookDelivery, WebhookSubscription, WeightFile)
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -183,3 +183,26 @@ def api_key_view(key: ApiKey) -> dict:
     """A stored key as `odconnect keys list` shows it: never the key or its hash."""
     return {"id": key.id, "name": key.name, "scope": key.scope, "prefix": key.prefix,
             "created": iso(key.created_at), "lastUsed": iso(key.last_used_at), "revoked": iso(key.revoked_at)}
+
+
+def capture_settings_view(model_id: int, settings: dict, dataset_id: int | None, images: int,
+                          outcomes: dict) -> dict:
+    return {"modelId": model_id, "mode": settings["mode"], "bandLow": settings["band_low"],
+            "bandHigh": settings["band_high"], "sampleRate": settings["sample_rate"],
+            "maxImages": settings["max_images"], "retentionDays": settings["retention_days"],
+            "datasetId": dataset_id, "images": images,
+            "outcomes": {k: outcomes.get(k, 0) for k in ("kept", "duplicate", "evicted", "dropped", "failed")}}
+
+
+def captured_image_view(image: Image, capture: CapturedImage | None, version_number: int | None) -> dict:
+    out = image_view(image)
+    out["capture"] = None if capture is None else {
+        "captured": iso(capture.captured_at), "version": version_number, "operation": capture.operation,
+        "correlationId": capture.correlation_id, "topProbability": capture.top_probability,
+        "uncertainty": capture.uncertainty}
+    return out
+
+
+def attention_view(event: AttentionEvent, version_number: int) -> dict:
+    return {"day": event.day.isoformat(), "version": version_number, "reason": event.reason,
+            "figures": event.figures, "created": iso(event.created_at)}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String,
+from sqlalchemy import (JSON, Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -60,7 +60,7 @@ class Dataset(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
     name: Mapped[str] = mapped_column(String(128))
-    kind: Mapped[str] = mapped_column(String(16))  # training | evaluation
+    kind: Mapped[str] = mapped_column(String(16))  # training | evaluation | production (captured by detect)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     model: Mapped[Model] = relationship(back_populates="datasets")
     __table_args__ = (UniqueConstraint("model_id", "name", name="uq_dataset_name"),)
@@ -259,7 +259,7 @@ class WebhookSubscription(Base):
     """A webhook (a Power Automate trigger): events of one kind, optionally of one model, POSTed to a URL."""
     __tablename__ = "webhook_subscriptions"
     id: Mapped[int] = mapped_column(primary_key=True)
-    event: Mapped[str] = mapped_column(String(32), index=True)  # trainingRunFinished | versionPublished
+    event: Mapped[str] = mapped_column(String(32), index=True)  # trainingRunFinished | versionPublished | modelNeedsAttention
     model_id: Mapped[Optional[int]] = mapped_column(ForeignKey("models.id"))  # None: every model
     callback_url: Mapped[str] = mapped_column(String(2048))
     secret: Mapped[str] = mapped_column(String(256))  # HMAC-SHA256 key of X-Odconnect-Signature
@@ -298,3 +298,71 @@ class ApiKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     last_used_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     revoked_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+
+
+# --- learning from production: capture, monitoring, drift ---------------------------------------
+
+class CaptureSetting(Base):
+    """Which images detect keeps for a model (capture is off for a model without a row)."""
+    __tablename__ = "capture_settings"
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16), default="off")  # off | uncertain | sample | all
+    band_low: Mapped[float] = mapped_column(Float)
+    band_high: Mapped[float] = mapped_column(Float)
+    sample_rate: Mapped[float] = mapped_column(Float)
+    max_images: Mapped[int] = mapped_column(Integer)
+    retention_days: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class CapturedImage(Base):
+    """Where an image of a production dataset came from: which version answered which call, when."""
+    __tablename__ = "captured_images"
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), index=True)
+    operation: Mapped[str] = mapped_column(String(8))  # detect | batch
+    correlation_id: Mapped[Optional[str]] = mapped_column(String(256))  # the caller's flow run id, if sent
+    captured_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    top_probability: Mapped[float] = mapped_column(Float, default=0.0)
+    uncertainty: Mapped[float] = mapped_column(Float, default=0.0)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | approved
+    reviewed_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+
+
+class VersionBaseline(Base):
+    """What a version's answers looked like on its evaluation images: the reference of drift."""
+    __tablename__ = "version_baselines"
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True)
+    images: Mapped[int] = mapped_column(Integer, default=0)
+    profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class MonitoringDay(Base):
+    """What one version answered on one UTC day (summed from in-memory figures, flushed periodically)."""
+    __tablename__ = "monitoring_days"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
+    day: Mapped[dt.date] = mapped_column(Date)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    no_detection: Mapped[int] = mapped_column(Integer, default=0)
+    top_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    top_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)  # "0.734" -> images with that top probability
+    label_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)  # label -> boxes answered
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    __table_args__ = (UniqueConstraint("version_id", "day", name="uq_monitoring_version_day"),)
+
+
+class AttentionEvent(Base):
+    """A "model needs attention" event; the unique key keeps it to one per version and day."""
+    __tablename__ = "attention_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
+    day: Mapped[dt.date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(String(1024))
+    figures: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("version_id", "day", name="uq_attention_version_day"),)

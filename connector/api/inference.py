@@ -10,6 +10,7 @@ from ..context import ctx
 from ..errors import Invalid
 from ..services import inference as svc
 from ..services.inference import DetectOptions
+from ..services.production import correlation_id
 from .images import decode_base64
 
 
@@ -41,7 +42,8 @@ def _options(body, threshold, max_results, labels) -> DetectOptions:
 
 def detect_objects(model_id, body=None, threshold=None, max_results=None, labels=None):
     data, name = _image_from_request(body)
-    return svc.detect_image(ctx(), model_id, data, name, _options(body, threshold, max_results, labels))
+    return svc.detect_image(ctx(), model_id, data, name, _options(body, threshold, max_results, labels),
+                            correlation_id(request.headers))
 
 
 def detect_objects_batch(model_id, body=None, threshold=None, max_results=None, labels=None, **_files):
@@ -51,7 +53,8 @@ def detect_objects_batch(model_id, body=None, threshold=None, max_results=None, 
         items = [(it.get("name") or f"image-{i + 1}",
                   lambda it=it, i=i: decode_base64(it["content"], f"images[{i}].content"))
                  for i, it in enumerate((body or {}).get("images", []))]
-    return svc.detect_batch(ctx(), model_id, items, _options(body, threshold, max_results, labels))
+    return svc.detect_batch(ctx(), model_id, items, _options(body, threshold, max_results, labels),
+                            correlation_id(request.headers))
 
 
 def quick_test(model_id, body=None, version=None, threshold=None, max_results=None, labels=None):

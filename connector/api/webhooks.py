@@ -1,4 +1,4 @@
-"""Webhook subscriptions: the two Power Automate triggers, listing, and the DELETE that unsubscribes."""
+"""Webhook subscriptions: the three Power Automate triggers, listing, and the DELETE that unsubscribes."""
 from __future__ import annotations
 
 from ..context import ctx
@@ -19,6 +19,10 @@ def on_training_run_finished(body):
 def on_version_published(body):
     c = ctx()
     return _created(svc.subscribe(c.store, svc.VERSION_PUBLISHED, body, c.webhooks.policy))
+
+
+def on_model_needs_attention(body):
+    return _created(svc.subscribe(ctx().store, svc.MODEL_NEEDS_ATTENTION, body))
 
 
 def list_webhooks():

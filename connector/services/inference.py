@@ -25,6 +25,7 @@ from ..modeling.boxes import pixels_to_fraction
 from . import images as images_svc
 from . import webhooks
 from .catalog import get_model
+from .production import SeenPredictor, Served
 from .versions import get_version
 
 if TYPE_CHECKING:
@@ -183,22 +184,37 @@ def warm_published(store: Store, cache) -> None:
 
 # --- the use cases the API calls -------------------------------------------------------------
 
-def _detect_on(ctx: "AppContext", target: Target, data: bytes, name: str, options: DetectOptions):
+def _detect_on(ctx: "AppContext", target: Target, data: bytes, name: str, options: DetectOptions,
+               predictor=None):
     image = decode_for_detection(data, ctx.limits, name)
     threshold = ctx.config["inference"]["default_threshold"] if options.threshold is None else options.threshold
-    body, kept = detect(ctx.predictors.get(target.version_id), target, image, threshold,
+    body, kept = detect(predictor or ctx.predictors.get(target.version_id), target, image, threshold,
                         options.max_results, options.labels)
     return body, kept, image
 
 
-def detect_image(ctx: "AppContext", model_ref, data: bytes, name: str, options: DetectOptions) -> dict:
+def _serve(ctx: "AppContext", target: Target, data: bytes, name: str, options: DetectOptions,
+           operation: str, correlation_id: str | None) -> dict:
+    """Detect on the published version, then hand what it saw to capture and monitoring: a
+    non-blocking hand-over after the answer is computed (connector/jobs/production.py)."""
+    seen = SeenPredictor(ctx.predictors.get(target.version_id))
+    body = _detect_on(ctx, target, data, name, options, seen)[0]
+    ctx.production.observe(Served(
+        target.model_id, target.version_id, target.labels, operation, correlation_id, data,
+        body["image"]["width"], body["image"]["height"], tuple(seen.found), seen.min_score,
+        tuple(p["tagName"] for p in body["predictions"])))
+    return body
+
+
+def detect_image(ctx: "AppContext", model_ref, data: bytes, name: str, options: DetectOptions,
+                 correlation_id: str | None = None) -> dict:
     """Detect with the published version: what flows and apps call."""
     target = resolve(ctx.store, model_ref, None, "published")
-    return _detect_on(ctx, target, data, name, options)[0]
+    return _serve(ctx, target, data, name, options, "detect", correlation_id)
 
 
 def detect_batch(ctx: "AppContext", model_ref, items: list[tuple[str, Callable[[], bytes]]],
-                 options: DetectOptions) -> dict:
+                 options: DetectOptions, correlation_id: str | None = None) -> dict:
     """Each image's answer or its own error; one version answers the whole batch.
 
     `items` are (name, read) pairs: reading (e.g. decoding base64) may fail for one image alone.
@@ -212,7 +228,8 @@ def detect_batch(ctx: "AppContext", model_ref, items: list[tuple[str, Callable[[
     results = []
     for name, read in items:
         try:
-            results.append({"name": name, "status": "ok", "result": _detect_on(ctx, target, read(), name, options)[0]})
+            results.append({"name": name, "status": "ok",
+                            "result": _serve(ctx, target, read(), name, options, "batch", correlation_id)})
         except OdError as exc:
             results.append({"name": name, "status": "error", "error": {"status": exc.status, "detail": exc.detail}})
     return {"model": {"id": target.model_id, "name": target.model_name}, "version": target.version_number,

@@ -30,7 +30,7 @@ from ..modeling.boxes import fraction_to_pixels
 from ..modeling.records import ImageRecord
 from ..routes import run_path
 from ..views import run_view
-from . import gate
+from . import gate, monitoring
 from . import versions as versions_svc
 from . import webhooks
 from .catalog import get_model
@@ -332,6 +332,7 @@ def _record_version(store: Store, plan: Plan, result, tmp_dir: Path, advised_ima
                               duration_s=result.duration_s, iterations=result.iterations)
             s.add(version)
             s.flush()
+            monitoring.add_baseline(s, version.id, result.metrics)
             model.last_trained_version_id = version.id
             run = s.get(TrainingRun, plan.run_id)
             run.status, run.version_id, run.finished_at = "succeeded", version.id, utcnow()

@@ -36,7 +36,8 @@ log = logging.getLogger("odconnect.webhooks")
 
 RUN_FINISHED = "trainingRunFinished"
 VERSION_PUBLISHED = "versionPublished"
-EVENTS = (RUN_FINISHED, VERSION_PUBLISHED)
+MODEL_NEEDS_ATTENTION = "modelNeedsAttention"  # emitted by services/monitoring.py
+EVENTS = (RUN_FINISHED, VERSION_PUBLISHED, MODEL_NEEDS_ATTENTION)
 FINISHED_STATES = ("succeeded", "failed", "canceled")
 
 

@@ -22,7 +22,7 @@ from connector.modeling.artifacts import VersionFiles
 from connector.modeling.predictor import Detection, Predictor
 from connector.modeling.records import ImageRecord
 from connector.training.dataset import load_rgb_array, records_to_dicts
-from connector.training.evaluation import evaluate
+from connector.training.evaluation import evaluate, prediction_profile
 from connector.training.hooks import BestCheckpointHook, Canceled, Clock
 from connector.training.presets import build_cfg
 
@@ -259,10 +259,12 @@ def train(request: TrainRequest, progress: Callable[[dict], None] | None = None,
 
 
 def _predict_fn(predictor: Predictor, cancel: threading.Event | None,
-                label_map: Sequence[int | None] | None = None) -> Callable[[ImageRecord], list[Detection]]:
+                label_map: Sequence[int | None] | None = None,
+                seen: list[list[Detection]] | None = None) -> Callable[[ImageRecord], list[Detection]]:
     """What ``evaluate`` calls per record: the Predictor's detections in the record's coordinates,
     with label indexes mapped (``label_map[i]``: the index of the predictor's label i, or None to
-    drop it) when the predictor was trained on other labels than the records carry."""
+    drop it) when the predictor was trained on other labels than the records carry. Each image's
+    detections are also appended to ``seen`` when given (the monitoring baseline)."""
 
     def predict_fn(r: ImageRecord) -> list[Detection]:
         if cancel is not None and cancel.is_set():
@@ -276,6 +278,8 @@ def _predict_fn(predictor: Predictor, cancel: threading.Event | None,
             label = d.label_index if label_map is None else label_map[d.label_index]
             if label is not None:
                 out.append(Detection(label, d.score, d.x0 * sx, d.y0 * sy, d.x1 * sx, d.y1 * sy))
+        if seen is not None:
+            seen.append(out)
         return out
 
     return predict_fn
@@ -286,8 +290,12 @@ def evaluate_model(cfg: CfgNode, model: torch.nn.Module, records: Sequence[Image
     """Metrics of an in-memory model on ``records``, predicted exactly as the Predictor does."""
     was_training = model.training
     predictor = Predictor.from_model(cfg, model)  # puts the model in eval mode
+    seen: list[list[Detection]] = []  # every image's detections, for the monitoring baseline
     try:
-        return evaluate(_predict_fn(predictor, cancel), records, labels)
+        metrics = evaluate(_predict_fn(predictor, cancel, seen=seen), records, labels)
+        # travels with the metrics, so a kept snapshot keeps its own baseline
+        metrics["prediction_profile"] = prediction_profile(seen, labels)
+        return metrics
     finally:
         model.train(was_training)
 

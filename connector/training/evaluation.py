@@ -28,7 +28,7 @@ from pycocotools.cocoeval import COCOeval
 
 from connector.modeling.records import ImageRecord
 
-__all__ = ["evaluate", "SCORE_THRESHOLD", "IOU_THRESHOLD"]
+__all__ = ["evaluate", "prediction_profile", "SCORE_THRESHOLD", "IOU_THRESHOLD"]
 
 SCORE_THRESHOLD = 0.5
 IOU_THRESHOLD = 0.5
@@ -151,4 +151,43 @@ def evaluate(predict_fn: Callable[[ImageRecord], Iterable[Any]], records: Sequen
         "per_label": per_label,
         "score": round(ap50 * 100, 1) if ap50 is not None else 0.0,
         "eval_images": len(records),
+    }
+
+
+PROFILE_MAX_SCORES = 1000  # order statistics kept of the top probabilities (enough for a KS test)
+
+
+def prediction_profile(per_image: Sequence[Iterable[Any]], labels: Sequence[str],
+                       threshold: float = SCORE_THRESHOLD) -> dict:
+    """What a model's answers look like on a set of images: production monitoring's baseline.
+
+    ``per_image``: for each image, every detection the model scored (``label_index``, ``score``),
+    as ``evaluate``'s ``predict_fn`` returns them. The top probability of an image is its highest
+    score (0.0 when the model scored no box), whatever threshold a caller later asks for, so that
+    a drift test on it does not depend on the threshold of each request::
+
+        {"images": n, "threshold": threshold,
+         "topScores": the images' top probabilities, ascending (at most PROFILE_MAX_SCORES
+                      evenly spaced order statistics when there are more images),
+         "meanTopProbability", "noDetectionRate": images with no box >= threshold / n,
+         "boxesPerImage": {label: boxes >= threshold per image}}
+    """
+    tops, empty = [], 0
+    boxes = [0] * len(labels)
+    for dets in per_image:
+        scores = [(int(d.label_index), float(d.score)) for d in dets]
+        tops.append(max((s for _, s in scores), default=0.0))
+        answered = [k for k, s in scores if s >= threshold and 0 <= k < len(labels)]
+        empty += not answered
+        for k in answered:
+            boxes[k] += 1
+    n = len(tops)
+    tops.sort()
+    if n > PROFILE_MAX_SCORES:
+        tops = [tops[round(i * (n - 1) / (PROFILE_MAX_SCORES - 1))] for i in range(PROFILE_MAX_SCORES)]
+    return {
+        "images": n, "threshold": threshold, "topScores": [round(t, 4) for t in tops],
+        "meanTopProbability": round(sum(tops) / len(tops), 4) if tops else None,
+        "noDetectionRate": round(empty / n, 4) if n else None,
+        "boxesPerImage": {name: round(boxes[k] / n, 4) if n else None for k, name in enumerate(labels)},
     }

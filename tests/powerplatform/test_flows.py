@@ -71,7 +71,7 @@ def test_every_flow_calls_only_what_the_connector_has():
                 assert problems == [], (name, step)
                 used.add(op_id)
     assert {"DetectObjects", "QuickTest", "TrainModel", "GetVersion", "PublishVersion",
-            "OnTrainingRunFinished", "OnVersionPublished"} <= used
+            "OnTrainingRunFinished", "OnVersionPublished", "OnModelNeedsAttention", "SetCaptureSettings"} <= used
     # and the check itself bites
     assert check_parameters(SWAGGER, "DetectObjects", {"modelId": "x", "body/contnet": "x"}) \
         == ["DetectObjects: body has no property body/contnet"]

@@ -165,7 +165,8 @@ def test_long_running_training_keeps_its_202_contract():
 
 def test_webhook_triggers_and_their_delete():
     for op_id, event in (("OnTrainingRunFinished", "TrainingRunFinishedEvent"),
-                         ("OnVersionPublished", "VersionPublishedEvent")):
+                         ("OnVersionPublished", "VersionPublishedEvent"),
+                         ("OnModelNeedsAttention", "ModelNeedsAttentionEvent")):
         trigger = op(op_id)
         assert trigger["x-ms-trigger"] == "single"
         path = next(p for p, item in SWAGGER["paths"].items() if item.get("post") is trigger)
