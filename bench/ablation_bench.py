@@ -34,11 +34,15 @@ VARIANTS: dict[str, dict] = {
                  "ODCONNECT.AUG.SATURATION": (1.0, 1.0)},
     "size": {"ODCONNECT.FIT.INPUT_SIZE": True},
     "dets": {"ODCONNECT.FIT.DETECTIONS": True},
+    "noval": {"ODCONNECT.VALIDATION.MIN_IMAGES": 10**9},  # every training image trains, nothing validates
 }
 
 
-def run_variant(name: str, overrides: dict, data: str, iters: int, seed: int) -> dict:
+def run_variant(name: str, overrides: dict, data: str, iters: int, seed: int, threads: int | None) -> dict:
     sys.path.insert(0, str(ROOT))
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
     from bench.train_bench import load_dataset
     from connector.modeling.predictor import load_cfg
     from connector.training import TrainRequest, train
@@ -64,7 +68,8 @@ def run_variant(name: str, overrides: dict, data: str, iters: int, seed: int) ->
             "per_label": m["per_label"], "kept_iteration": result.kept_iteration,
             "score_interval": m["score_interval"], "validation": m["validation"], "thresholds": result.thresholds,
             "input_test": cfg.INPUT.MIN_SIZE_TEST, "anchor_sizes": cfg.MODEL.ANCHOR_GENERATOR.SIZES,
-            "anchor_ratios": cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS, "load": os.getloadavg()}
+            "anchor_ratios": cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS, "load": os.getloadavg(),
+            "threads": threads}
 
 
 def main(argv=None) -> int:
@@ -74,6 +79,8 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", default="base",
                     help="comma-separated; NAME+NAME combines levers, NAME@ITERS sets its own iteration count")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (1 wastes less time spinning when the cores are oversubscribed)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "ablation.jsonl"))
     args = ap.parse_args(argv)
     ctx = mp.get_context("spawn")
@@ -83,7 +90,8 @@ def main(argv=None) -> int:
         for lever in levers.split("+"):
             overrides.update(VARIANTS[lever])
         with ctx.Pool(1) as pool:
-            row = pool.apply(run_variant, (name, overrides, args.data, int(iters or args.iters), args.seed))
+            row = pool.apply(run_variant, (name, overrides, args.data, int(iters or args.iters), args.seed,
+                                             args.threads))
         row["data"] = Path(args.data).name
         print(json.dumps(row), flush=True)
         with open(args.out, "a") as fh:
