@@ -123,7 +123,10 @@ DEFAULTS: dict[str, Any] = {
     "inference": {
         "cache_size": 4,
         "torch_threads": 2,
-        "default_threshold": 0.5,
+        # Probability a detection needs when the caller gives no threshold. Empty (None): each
+        # label's own threshold, chosen when its version was trained so that counts come out
+        # right; a number applies that one value to every label instead.
+        "default_threshold": None,
         "max_batch": 16,
     },
     "webhooks": {

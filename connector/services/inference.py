@@ -4,6 +4,10 @@ The path of a detect request: one transaction resolves the model (id or name)
 to its published version -> the image is decoded once -> the predictor cache
 returns that version's warm predictor -> detectron2 -> boxes normalized to
 Custom Vision's shape, plus AI Builder's counts per label.
+
+Which detections count: those at or above the caller's `threshold` when one is given (one
+value for every label), else each label's own threshold, chosen on validation images when the
+version was trained so that counts come out right (see connector/training/thresholds.py).
 """
 from __future__ import annotations
 
@@ -40,6 +44,10 @@ class DetectOptions:
     labels: tuple[str, ...] | None = None
 
 
+# Versions trained before per-label thresholds were recorded count from this probability.
+FALLBACK_THRESHOLD = 0.5
+
+
 @dataclass(frozen=True)
 class Target:
     model_id: int
@@ -48,6 +56,17 @@ class Target:
     version_number: int
     labels: tuple[str, ...]        # label index -> name, as the version was trained
     label_ids: tuple[int | None, ...]  # label index -> the model's label id today
+    thresholds: tuple[float, ...] = ()  # label index -> the version's default threshold
+
+
+def version_thresholds(version: Version) -> tuple[float, ...]:
+    """Each label's default threshold as recorded in the version's metrics."""
+    per_label = (version.metrics or {}).get("perLabel") or {}
+    out = []
+    for name in version.labels:
+        t = (per_label.get(name) or {}).get("threshold")
+        out.append(float(t) if t is not None else FALLBACK_THRESHOLD)
+    return tuple(out)
 
 
 def resolve(store: Store, model_ref, version_ref: str | None, default_alias: str) -> Target:
@@ -63,7 +82,7 @@ def resolve(store: Store, model_ref, version_ref: str | None, default_alias: str
         if version.archived_at is not None:
             raise Conflict(f"version {version.number} of model {model.name!r} is archived")
         return Target(model.id, model.name, version.id, version.number, tuple(version.labels),
-                      label_ids_today(model, version))
+                      label_ids_today(model, version), version_thresholds(version))
 
 
 def label_ids_today(model: Model, version: Version) -> tuple[int | None, ...]:
@@ -101,14 +120,17 @@ def decode_for_detection(data: bytes, limits: dict, name: str = "image"):
     return check_image(data, {**limits, "min_side": 1}, name).rgb()
 
 
-def detect(predictor, target: Target, image, threshold: float, max_results: int | None = None,
+def detect(predictor, target: Target, image, threshold: float | None = None, max_results: int | None = None,
            label_filter: tuple[str, ...] | list[str] | None = None) -> tuple[dict, list[dict]]:
     """Run the predictor; answer in Custom Vision's and AI Builder's shapes.
 
-    Returns the response body and the kept detections in pixels (for drawing).
+    ``threshold`` None: each label's own threshold (the version's). Returns the response body
+    and the kept detections in pixels (for drawing).
     """
-    if not 0 <= threshold <= 1:
+    if threshold is not None and not 0 <= threshold <= 1:
         raise Invalid("threshold must be between 0 and 1")
+    per_label = ([float(threshold)] * len(target.labels) if threshold is not None
+                 else list(target.thresholds or [FALLBACK_THRESHOLD] * len(target.labels)))
     if label_filter:
         unknown = sorted(set(label_filter) - set(target.labels))
         if unknown:
@@ -116,9 +138,9 @@ def detect(predictor, target: Target, image, threshold: float, max_results: int 
     started = time.perf_counter()
     width, height = image.size
     kept = []
-    for det in predictor.predict(image, min_score=threshold):
+    for det in predictor.predict(image, min_score=min(per_label, default=FALLBACK_THRESHOLD)):
         name = target.labels[det.label_index]
-        if label_filter and name not in label_filter:
+        if (label_filter and name not in label_filter) or det.score < per_label[det.label_index]:
             continue
         kept.append({"labelIndex": det.label_index, "tagName": name, "probability": float(det.score),
                      "x0": det.x0, "y0": det.y0, "x1": det.x1, "y1": det.y1})

@@ -292,11 +292,15 @@ def _finish(store: Store, run_id: int, status: str, reason: str = "") -> None:
     webhooks.emit_run_finished(store, run_id)  # after the commit; never raises
 
 
-def api_metrics(metrics: dict, plan: Plan, advised_images: int, kept_iteration: int | None = None) -> dict:
-    """The trainer's metrics on the wire, with AI Builder-style advice on how far to trust them."""
-    per_label = {name: {"ap50": m.get("ap50"), "precision": m.get("precision"), "recall": m.get("recall"),
-                        "images": m.get("images", 0), "boxes": m.get("boxes", 0)}
-                 for name, m in metrics.get("per_label", {}).items()}
+def _label_metrics(m: dict) -> dict:
+    return {"ap50": m.get("ap50"), "threshold": m.get("threshold"), "thresholdFrom": m.get("threshold_from"),
+            "precision": m.get("precision"), "recall": m.get("recall"), "countError": m.get("count_error"),
+            "relativeCountError": m.get("relative_count_error"), "images": m.get("images", 0),
+            "boxes": m.get("boxes", 0)}
+
+
+def _advice(metrics: dict, plan: Plan, advised_images: int) -> list[str]:
+    """AI Builder-style advice on how far to trust the score and the counts."""
     train_images = {name: 0 for name in plan.labels}
     for rec in plan.train:
         for index in {b[0] for b in rec.boxes}:
@@ -306,10 +310,42 @@ def api_metrics(metrics: dict, plan: Plan, advised_images: int, kept_iteration: 
     eval_images = metrics.get("eval_images", 0)
     if eval_images < 10:
         advice.append(f"the score comes from only {eval_images} evaluation images")
+    interval = metrics.get("score_interval")
+    if interval:
+        advice.append(f"score {metrics.get('score'):g}, likely between {interval['low']:g} and {interval['high']:g} "
+                      f"({interval['level']:.0%} bootstrap interval over the {eval_images} evaluation images)")
+    validation = metrics.get("validation") or {}
+    if validation and not validation.get("images"):
+        advice.append(f"under {validation.get('min_images')} training images no validation part was held out: "
+                      "the final weights are kept and every label counts from probability "
+                      f"{_fmt_threshold(metrics)} (add images to get thresholds chosen for counting)")
+    else:
+        for name, m in (metrics.get("per_label") or {}).items():
+            if m.get("threshold_from") == "default":
+                advice.append(f"label {name!r} has too few validation images to choose its threshold; "
+                              f"it counts from probability {m.get('threshold'):g}")
+    return advice
+
+
+def _fmt_threshold(metrics: dict) -> str:
+    values = {m.get("threshold") for m in (metrics.get("per_label") or {}).values()}
+    return ", ".join(f"{v:g}" for v in sorted(v for v in values if v is not None)) or "-"
+
+
+def api_metrics(metrics: dict, plan: Plan, advised_images: int, kept_iteration: int | None = None) -> dict:
+    """The trainer's metrics on the wire, with advice on how far to trust them.
+
+    Precision, recall and count errors are at each label's threshold (``perLabel.threshold``),
+    the one detect uses when the caller gives none.
+    """
+    validation = metrics.get("validation") or {}
     return {"ap": metrics.get("ap"), "ap50": metrics.get("ap50"), "ap75": metrics.get("ap75"),
             "precision": metrics.get("precision"), "recall": metrics.get("recall"),
-            "score": metrics.get("score"), "evalImages": eval_images, "perLabel": per_label,
-            "advice": advice, "keptIteration": kept_iteration}
+            "score": metrics.get("score"), "scoreInterval": metrics.get("score_interval"),
+            "evalImages": metrics.get("eval_images", 0),
+            "validationImages": validation.get("images", 0), "validationScore": validation.get("score"),
+            "perLabel": {name: _label_metrics(m) for name, m in metrics.get("per_label", {}).items()},
+            "advice": _advice(metrics, plan, advised_images), "keptIteration": kept_iteration}
 
 
 def _record_version(store: Store, plan: Plan, result, tmp_dir: Path, advised_images: int) -> int:
@@ -326,7 +362,10 @@ def _record_version(store: Store, plan: Plan, result, tmp_dir: Path, advised_ima
             snapshot = plan.snapshot if plan.evaluation is not None else {**plan.snapshot,
                                                                            "heldOut": list(result.eval_image_ids)}
             version = Version(model_id=model.id, number=number, run_id=plan.run_id, settings=settings,
-                              labels=plan.labels, data_snapshot=snapshot, data_hash=plan.data_hash,
+                              labels=plan.labels, data_hash=plan.data_hash,
+                              # which images chose the kept weights and thresholds, which scored them
+                              data_snapshot={**snapshot, "validation": result.validation_image_ids,
+                                             "scored": result.eval_image_ids},
                               metrics=api_metrics(result.metrics, plan, advised_images, result.kept_iteration), artifact_dir=str(final_dir),
                               started_from=plan.started_from or result.started_from,
                               duration_s=result.duration_s, iterations=result.iterations)

@@ -22,11 +22,15 @@ from connector.modeling.artifacts import VersionFiles
 from connector.modeling.predictor import Detection, Predictor
 from connector.modeling.records import ImageRecord
 from connector.training.dataset import load_rgb_array, records_to_dicts
-from connector.training.evaluation import evaluate, prediction_profile
+from connector.training.evaluation import (SCORE_THRESHOLD, evaluate, evaluate_detections, predict_all,
+                                           prediction_profile)
+from connector.training.fitting import fit_to_data
 from connector.training.hooks import BestCheckpointHook, Canceled, Clock
 from connector.training.presets import build_cfg
+from connector.training.thresholds import choose_thresholds
 
-__all__ = ["ImageRecord", "TrainRequest", "TrainResult", "Canceled", "train", "split_held_out", "score_version"]
+__all__ = ["ImageRecord", "TrainRequest", "TrainResult", "Canceled", "train", "split_held_out",
+           "split_validation", "score_version"]
 
 logger = logging.getLogger("odconnect.training")
 
@@ -57,6 +61,9 @@ class TrainResult:
     duration_s: float  # whole call: set-up, training and final evaluation
     eval_image_ids: list[int]
     kept_iteration: int = 0  # the iteration whose weights were kept (a late snapshot may beat the last)
+    train_image_ids: list[int] = field(default_factory=list)  # what the weights learned from
+    validation_image_ids: list[int] = field(default_factory=list)  # chose the snapshot and thresholds
+    thresholds: dict[str, float] = field(default_factory=dict)  # label -> detect's default threshold
 
 
 # --------------------------------------------------------------------------- held-out split
@@ -109,6 +116,20 @@ def split_held_out(records: list[ImageRecord], n_labels: int, fraction: float = 
             break
         take(r)
     return [r for r in records if r.image_id not in held], [r for r in records if r.image_id in held]
+
+
+def split_validation(records: list[ImageRecord], n_labels: int, validation: CfgNode,
+                     seed: int = 0) -> tuple[list[ImageRecord], list[ImageRecord]]:
+    """(train, validation) from the training images, like :func:`split_held_out`.
+
+    ``validation`` is ``cfg.ODCONNECT.VALIDATION``: about FRACTION of the images, at most
+    MAX_IMAGES; none at all (``(records, [])``) under MIN_IMAGES images, where a part small
+    enough to spare would say too little to choose anything on.
+    """
+    if len(records) < int(validation.MIN_IMAGES) or not records:
+        return list(records), []
+    fraction = min(float(validation.FRACTION), int(validation.MAX_IMAGES) / len(records))
+    return split_held_out(records, n_labels, fraction=fraction, seed=seed)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -193,11 +214,6 @@ def train(request: TrainRequest, progress: Callable[[dict], None] | None = None,
     _check(request)
     device = request.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
-    if request.evaluation is None:
-        train_records, eval_records = split_held_out(request.train, len(request.labels), seed=request.seed)
-    else:
-        train_records, eval_records = list(request.train), list(request.evaluation)
-
     cfg = build_cfg(request.preset, len(request.labels), device)
     cfg.ODCONNECT.LABELS = list(request.labels)
     cfg.SEED = int(request.seed)
@@ -214,28 +230,51 @@ def train(request: TrainRequest, progress: Callable[[dict], None] | None = None,
         started_from = "scratch"
     cfg.ODCONNECT.STARTED_FROM = started_from
 
+    # Three disjoint parts: the weights learn from train_records; val_records choose the kept
+    # snapshot and the thresholds; eval_records only report the score.
+    n_labels = len(request.labels)
+    if request.evaluation is None:
+        pool, eval_records = split_held_out(request.train, n_labels, seed=request.seed)
+    else:
+        pool, eval_records = list(request.train), list(request.evaluation)
+    train_records, val_records = split_validation(pool, n_labels, cfg.ODCONNECT.VALIDATION, request.seed)
+    fit_to_data(cfg, train_records)
+
     output_dir = Path(request.output_dir)
     created_dir = not output_dir.exists()
     output_dir.mkdir(parents=True, exist_ok=True)
     created: list[Path] = []
     try:
         seed_all_rng(cfg.SEED)
-        # Late snapshots are scored on the evaluation images; the best weights are the ones kept.
-        best = BestCheckpointHook(
-            clock, lambda m: evaluate_model(cfg, m, eval_records, request.labels, cancel),
-            request.budget_seconds, int(cfg.SOLVER.MAX_ITER))
+        hooks = list(extra_hooks)
+        best = None
+        if val_records:  # late snapshots compete on the validation images
+            best = BestCheckpointHook(
+                clock, lambda m: evaluate_model(cfg, m, val_records, request.labels, cancel),
+                request.budget_seconds, int(cfg.SOLVER.MAX_ITER))
+            hooks.append(best)
         trainer = DetectionTrainer(cfg, records_to_dicts(train_records), clock=clock,
                                    budget_s=request.budget_seconds, progress=progress, cancel=cancel,
-                                   extra_hooks=[*extra_hooks, best])
+                                   extra_hooks=hooks)
         if request.init_weights:
             trainer.load_weights(request.init_weights)
         trainer.train()
-        model, iterations, stopped_by = trainer.model, trainer.iter, trainer.stopped_by
+        model, iterations, stopped_by = trainer.inference_model(), trainer.iter, trainer.stopped_by
         del trainer
 
         with clock.paused():
-            metrics = evaluate_model(cfg, model, eval_records, request.labels, cancel)
-            metrics, kept_iteration = best.choose(model, metrics, iterations)
+            kept_iteration, chosen_thresholds, validation_score = iterations, [None] * n_labels, None
+            if val_records:
+                kept_iteration, chosen_thresholds, validation_score = _choose_on_validation(
+                    cfg, model, best, iterations, val_records, request.labels, cancel)
+            thresholds = [SCORE_THRESHOLD if t is None else t for t in chosen_thresholds]
+            metrics = evaluate_detections(predict_records(cfg, model, eval_records, cancel), eval_records,
+                                          request.labels, thresholds)
+            for name, t in zip(request.labels, chosen_thresholds):
+                metrics["per_label"][name]["threshold_from"] = "default" if t is None else "validation"
+            metrics["validation"] = {"images": len(val_records), "score": validation_score,
+                                     "min_images": int(cfg.ODCONNECT.VALIDATION.MIN_IMAGES)}
+            cfg.ODCONNECT.THRESHOLDS = [float(t) for t in thresholds]
             cfg.MODEL.WEIGHTS = ""  # the predictor loads weights_path explicitly
             files = VersionFiles.at(output_dir)
             weights_path, config_path = files.weights, files.config
@@ -254,17 +293,17 @@ def train(request: TrainRequest, progress: Callable[[dict], None] | None = None,
         weights_path=weights_path, config_path=config_path, metrics=metrics,
         iterations=iterations, stopped_by=stopped_by, started_from=started_from,
         duration_s=time.perf_counter() - t_start, eval_image_ids=[r.image_id for r in eval_records],
-        kept_iteration=kept_iteration,
+        kept_iteration=kept_iteration, train_image_ids=[r.image_id for r in train_records],
+        validation_image_ids=[r.image_id for r in val_records],
+        thresholds=dict(zip(request.labels, (float(t) for t in thresholds))),
     )
 
 
 def _predict_fn(predictor: Predictor, cancel: threading.Event | None,
-                label_map: Sequence[int | None] | None = None,
-                seen: list[list[Detection]] | None = None) -> Callable[[ImageRecord], list[Detection]]:
+                label_map: Sequence[int | None] | None = None) -> Callable[[ImageRecord], list[Detection]]:
     """What ``evaluate`` calls per record: the Predictor's detections in the record's coordinates,
     with label indexes mapped (``label_map[i]``: the index of the predictor's label i, or None to
-    drop it) when the predictor was trained on other labels than the records carry. Each image's
-    detections are also appended to ``seen`` when given (the monitoring baseline)."""
+    drop it) when the predictor was trained on other labels than the records carry."""
 
     def predict_fn(r: ImageRecord) -> list[Detection]:
         if cancel is not None and cancel.is_set():
@@ -278,26 +317,46 @@ def _predict_fn(predictor: Predictor, cancel: threading.Event | None,
             label = d.label_index if label_map is None else label_map[d.label_index]
             if label is not None:
                 out.append(Detection(label, d.score, d.x0 * sx, d.y0 * sy, d.x1 * sx, d.y1 * sy))
-        if seen is not None:
-            seen.append(out)
         return out
 
     return predict_fn
 
 
-def evaluate_model(cfg: CfgNode, model: torch.nn.Module, records: Sequence[ImageRecord],
-                   labels: Sequence[str], cancel: threading.Event | None = None) -> dict:
-    """Metrics of an in-memory model on ``records``, predicted exactly as the Predictor does."""
+def _choose_on_validation(cfg: CfgNode, model: torch.nn.Module, best: BestCheckpointHook, iterations: int,
+                          records: Sequence[ImageRecord], labels: Sequence[str],
+                          cancel: threading.Event | None) -> tuple[int, list[float | None], float]:
+    """Keep the best of the final weights and the snapshots (loaded into ``model``), then choose
+    each label's threshold on its detections: (kept iteration, thresholds, validation score)."""
+    dets = predict_records(cfg, model, records, cancel)
+    final = evaluate_detections(dets, records, labels, interval_level=None)
+    chosen, kept_iteration = best.choose(model, final, iterations)
+    if chosen is not final:  # a snapshot won: its own detections choose the thresholds
+        dets = predict_records(cfg, model, records, cancel)
+    thresholds = choose_thresholds(dets, records, len(labels), int(cfg.ODCONNECT.VALIDATION.MIN_LABEL_IMAGES))
+    return kept_iteration, thresholds, chosen["score"]
+
+
+def predict_records(cfg: CfgNode, model: torch.nn.Module, records: Sequence[ImageRecord],
+                    cancel: threading.Event | None = None) -> list[list[Detection]]:
+    """Every detection (no score floor) of an in-memory model on ``records``, predicted exactly as
+    the Predictor does, in the records' pixel coordinates."""
     was_training = model.training
     predictor = Predictor.from_model(cfg, model)  # puts the model in eval mode
-    seen: list[list[Detection]] = []  # every image's detections, for the monitoring baseline
     try:
-        metrics = evaluate(_predict_fn(predictor, cancel, seen=seen), records, labels)
-        # travels with the metrics, so a kept snapshot keeps its own baseline
-        metrics["prediction_profile"] = prediction_profile(seen, labels)
-        return metrics
+        return predict_all(_predict_fn(predictor, cancel), records)
     finally:
         model.train(was_training)
+
+
+def evaluate_model(cfg: CfgNode, model: torch.nn.Module, records: Sequence[ImageRecord],
+                   labels: Sequence[str], cancel: threading.Event | None = None,
+                   thresholds: Sequence[float] | None = None, interval_level: float | None = None) -> dict:
+    """Metrics of an in-memory model on ``records`` (see evaluation.evaluate_detections), with the
+    profile of its answers there: production monitoring's baseline for the version."""
+    detections = predict_records(cfg, model, records, cancel)
+    metrics = evaluate_detections(detections, records, labels, thresholds, interval_level=interval_level)
+    metrics["prediction_profile"] = prediction_profile(detections, labels)
+    return metrics
 
 
 def score_version(config_path: str | Path, weights_path: str | Path, records: Sequence[ImageRecord],

@@ -72,14 +72,16 @@ def records_to_dicts(records: Iterable[ImageRecord]) -> list[dict]:
 
 
 def build_train_augmentation(cfg: CfgNode) -> list[T.Augmentation]:
-    """Few-image augmentation: scale jitter, horizontal flip, photometric jitter."""
+    """Few-image augmentation: random crop (zoom-in), scale jitter, horizontal flip, colour jitter."""
     augs: list[T.Augmentation] = [
         T.ResizeShortestEdge(
             cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN, cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING
         )
     ]
-    if cfg.INPUT.CROP.ENABLED:
-        augs.insert(0, T.RandomCrop(cfg.INPUT.CROP.TYPE, cfg.INPUT.CROP.SIZE))
+    if cfg.INPUT.CROP.ENABLED:  # before the resize: a crop is a zoom-in
+        crop = T.RandomCrop(cfg.INPUT.CROP.TYPE, cfg.INPUT.CROP.SIZE)
+        p = float(cfg.ODCONNECT.AUG.CROP_PROBABILITY)
+        augs.insert(0, crop if p >= 1 else T.RandomApply(crop, p))
     if cfg.INPUT.RANDOM_FLIP == "horizontal":
         augs.append(T.RandomFlip(horizontal=True, vertical=False))
     elif cfg.INPUT.RANDOM_FLIP == "vertical":

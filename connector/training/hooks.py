@@ -7,6 +7,8 @@
 - :class:`GradClipHook`: clips the gradient norm of the whole model (detectron2's own
   ``SOLVER.CLIP_GRADIENTS`` only clips per parameter; we use CLIP_TYPE "full_model" for this).
 - :class:`ProgressHook`: calls a callback with iteration, max_iter, elapsed, eta and loss.
+- :class:`EMAHook`: keeps an exponential moving average of the weights (torch's AveragedModel).
+- :class:`BestCheckpointHook`: scores late snapshots on validation images, keeps the best.
 
 All time-based hooks read one :class:`Clock`, which can be paused (e.g. while a benchmark
 evaluates a snapshot), so paused time counts neither against the budget nor in ``elapsed_s``.
@@ -22,10 +24,11 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
 import torch
+from torch.optim.swa_utils import AveragedModel
 from detectron2.engine.train_loop import HookBase
 
 __all__ = ["Canceled", "Clock", "CancelHook", "BudgetHook", "LRScheduleHook", "GradClipHook", "ProgressHook",
-           "lr_factor"]
+           "EMAHook", "BestCheckpointHook", "lr_factor", "ema_decay"]
 
 logger = logging.getLogger("odconnect.training")
 
@@ -248,14 +251,63 @@ class ProgressHook(HookBase):
             self._emit(self.trainer.iter, final=True)
 
 
+def ema_decay(updates: int, decay: float) -> float:
+    """Decay after ``updates`` averaging steps: ramps up as (1 + n) / (10 + n) to ``decay``.
+
+    A fixed 0.999 would average over ~1000 steps, more than a short CPU run has, and keep the
+    early, poor weights in the average; the ramp follows the run's own length.
+    """
+    return min(float(decay), (1.0 + updates) / (10.0 + updates))
+
+
+class EMAHook(HookBase):
+    """Exponential moving average of the model's weights (and buffers), updated after every step.
+
+    ``averaged`` is the averaged copy (a module of the same structure as the model); the trainer
+    evaluates and saves it instead of the raw weights (see ``DetectionTrainer.inference_model``).
+    """
+
+    def __init__(self, decay: float) -> None:
+        self.decay = float(decay)
+        self.ema: AveragedModel | None = None
+
+    def _average(self, averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
+        d = ema_decay(int(n), self.decay)
+        if averaged and torch.is_floating_point(averaged[0]):
+            torch._foreach_lerp_(averaged, current, 1.0 - d)
+        else:  # integer buffers (BatchNorm's step counter): keep the latest
+            for a, c in zip(averaged, current):
+                a.copy_(c)
+
+    def before_train(self) -> None:
+        # Built here, not in __init__: the trainer may load initial weights after construction.
+        self.ema = AveragedModel(self.trainer.model, multi_avg_fn=self._average, use_buffers=True)
+
+    def after_step(self) -> None:
+        self.ema.update_parameters(self.trainer.model)
+
+    @property
+    def averaged(self) -> torch.nn.Module | None:
+        return None if self.ema is None else self.ema.module
+
+
 def metric_key(metrics: dict) -> tuple[float, float]:
     """How snapshots compare: AP50 (the performance score) first, then AP."""
     return (metrics.get("ap50") if metrics.get("ap50") is not None else -1.0,
             metrics.get("ap") if metrics.get("ap") is not None else -1.0)
 
 
+def _inference_model(trainer) -> torch.nn.Module:
+    """The weights a trainer would save now (its EMA copy when it keeps one)."""
+    get = getattr(trainer, "inference_model", None)
+    return get() if get is not None else trainer.model
+
+
 class BestCheckpointHook(HookBase):
     """Evaluate a few snapshots late in the run and keep the best weights in memory.
+
+    ``evaluate`` must score on VALIDATION images (carved from the training images), never on
+    the images that report the version's score: choosing on those would make it optimistic.
 
     Snapshots are taken when the run passes each of ``at`` (fractions of its budget, or of
     MAX_ITER without one), with the clock paused, so evaluation never eats training time.
@@ -281,10 +333,11 @@ class BestCheckpointHook(HookBase):
             return
         while self.pending and self._fraction() >= self.pending[0]:
             self.pending.pop(0)
+        model = _inference_model(self.trainer)
         with self.clock.paused():
-            metrics = self.evaluate(self.trainer.model)
+            metrics = self.evaluate(model)
         if self.best is None or metric_key(metrics) > metric_key(self.best[0]):
-            state = {k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()}
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             self.best = (metrics, state, self.trainer.iter + 1)
 
     def choose(self, model: torch.nn.Module, final_metrics: dict, final_iterations: int) -> tuple[dict, int]:

@@ -45,6 +45,31 @@ def add_odconnect_config(cfg: CfgNode) -> None:
     cfg.ODCONNECT.AUG.BRIGHTNESS = (0.75, 1.25)
     cfg.ODCONNECT.AUG.CONTRAST = (0.75, 1.25)
     cfg.ODCONNECT.AUG.SATURATION = (0.7, 1.3)
+    # Random crop (INPUT.CROP.*, before the resize: a zoom-in) applied to this share of images.
+    cfg.ODCONNECT.AUG.CROP_PROBABILITY = 0.5
+    # Exponential moving average of the weights (hooks.EMAHook): the averaged weights are the
+    # ones evaluated and saved. DECAY is the ceiling of a ramp that follows the run's length.
+    cfg.ODCONNECT.EMA = CfgNode()
+    cfg.ODCONNECT.EMA.ENABLED = False
+    cfg.ODCONNECT.EMA.DECAY = 0.999
+    # Settings fitted to the training images (fitting.py); the results land in this cfg.
+    cfg.ODCONNECT.FIT = CfgNode()
+    cfg.ODCONNECT.FIT.INPUT_SIZE = False  # grow input sizes until small objects are this big:
+    cfg.ODCONNECT.FIT.SMALL_OBJECT_PX = 32
+    cfg.ODCONNECT.FIT.MAX_INPUT_SIZE = 640
+    cfg.ODCONNECT.FIT.ANCHORS = False  # anchor sizes and aspect ratios from the boxes
+    cfg.ODCONNECT.FIT.DETECTIONS = False  # detections per image from the fullest image
+    # Validation part carved from the training images (api.split_validation): it chooses the
+    # kept snapshot and the thresholds, so the evaluation images only report. Under MIN_IMAGES
+    # training images there is none: all train, the final weights and DEFAULT_THRESHOLD stay.
+    cfg.ODCONNECT.VALIDATION = CfgNode()
+    cfg.ODCONNECT.VALIDATION.FRACTION = 0.15
+    cfg.ODCONNECT.VALIDATION.MIN_IMAGES = 50
+    cfg.ODCONNECT.VALIDATION.MAX_IMAGES = 100
+    # A label's threshold moves only with at least this many validation images holding it.
+    cfg.ODCONNECT.VALIDATION.MIN_LABEL_IMAGES = 3
+    # Probability threshold per label (label order), filled by train(); detect's default.
+    cfg.ODCONNECT.THRESHOLDS = []
     # LR schedule: warm-up then cosine to BASE_LR * FINAL_LR_FACTOR. With a time budget the
     # cosine is planned over the iterations the budget is predicted to allow (see hooks.py).
     cfg.ODCONNECT.FINAL_LR_FACTOR = 0.05

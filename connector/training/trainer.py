@@ -17,7 +17,7 @@ from detectron2.utils.events import EventStorage
 
 from connector.training.dataset import TrainMapper
 from connector.training.hooks import (
-    BudgetHook, Canceled, CancelHook, Clock, GradClipHook, LRScheduleHook, ProgressHook,
+    BudgetHook, Canceled, CancelHook, Clock, EMAHook, GradClipHook, LRScheduleHook, ProgressHook,
 )
 
 __all__ = ["DetectionTrainer"]
@@ -63,7 +63,10 @@ class DetectionTrainer(SimpleTrainer):
         self.stopped_by: str | None = None
         self._stop_reason: str | None = None
         s = cfg.SOLVER
+        # First: it copies the model in before_train, before other hooks attach anything to it.
+        self.ema = EMAHook(cfg.ODCONNECT.EMA.DECAY) if cfg.ODCONNECT.EMA.ENABLED else None
         self.register_hooks([
+            self.ema,
             CancelHook(cancel) if cancel is not None else None,
             clip_hook,
             LRScheduleHook(optimizer, self.max_iter, s.WARMUP_ITERS, s.WARMUP_FACTOR,
@@ -77,6 +80,12 @@ class DetectionTrainer(SimpleTrainer):
         """Initialize from a checkpoint (model zoo .pkl/.pth or a previous version's weights);
         parameters whose shapes do not match (e.g. class heads) are skipped with a warning."""
         DetectionCheckpointer(self.model).load(path, checkpointables=[])
+
+    def inference_model(self):
+        """The weights to evaluate and save: the moving average when EMA is on, else the model."""
+        if self.ema is not None and self.ema.averaged is not None:
+            return self.ema.averaged
+        return self.model
 
     def request_stop(self, reason: str) -> None:
         self._stop_reason = reason

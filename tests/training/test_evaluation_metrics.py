@@ -25,7 +25,8 @@ def test_perfect_predictions():
     assert m["ap75"] == pytest.approx(1.0)
     assert m["precision"] == 1.0 and m["recall"] == 1.0
     assert m["score"] == 100.0 and m["eval_images"] == 3
-    assert m["per_label"]["square"] == {"ap50": pytest.approx(1.0), "precision": 1.0, "recall": 1.0,
+    assert m["per_label"]["square"] == {"ap50": pytest.approx(1.0), "threshold": 0.5, "precision": 1.0,
+                                        "recall": 1.0, "count_error": 0.0, "relative_count_error": 0.0,
                                         "images": 2, "boxes": 2}
     assert m["per_label"]["circle"]["images"] == 1 and m["per_label"]["circle"]["boxes"] == 1
 
@@ -77,5 +78,6 @@ def test_empty_and_label_without_ground_truth():
     m = evaluate(lambda r: [], [], LABELS)
     assert m["ap50"] is None and m["score"] == 0.0 and m["eval_images"] == 0
     m = evaluate(perfect, RECORDS[1:], LABELS)
-    assert m["per_label"]["circle"] == {"ap50": None, "precision": None, "recall": None,
+    assert m["per_label"]["circle"] == {"ap50": None, "threshold": 0.5, "precision": None, "recall": None,
+                                        "count_error": 0.0, "relative_count_error": None,
                                         "images": 0, "boxes": 0}

@@ -1,0 +1,124 @@
+"""Each lever of the training recipe is applied where it lives: anchors and input sizes fitted to
+the data, detections per image, GIoU box loss, crop and colour jitter in the mapper, EMA weights."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import detectron2.data.transforms as T
+from detectron2.engine.train_loop import HookBase
+
+from connector.training import ImageRecord, train
+from connector.training.dataset import build_train_augmentation
+from connector.training.fitting import fit_anchors, fit_detections_per_image, fit_input_size
+from connector.training.hooks import ema_decay
+from connector.training.presets import build_cfg
+
+
+def boxes_dataset(w, h, n=20, image=(640, 480), label_of=lambda i: 0, per_image=1):
+    """Records (files never read) whose boxes all measure about w x h pixels."""
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        boxes = tuple((label_of(i), 10.0, 10.0, float(w * rng.uniform(0.9, 1.1)), float(h * rng.uniform(0.9, 1.1)))
+                      for _ in range(per_image))
+        out.append(ImageRecord(i + 1, "unused.png", image[0], image[1], boxes))
+    return out
+
+
+def test_anchors_fitted_to_tall_boxes_come_out_tall():
+    cfg = build_cfg("fast", 1, "cpu")
+    assert list(cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS[0]) == [0.5, 1.0, 2.0]
+    fit_anchors(cfg, boxes_dataset(40, 160))  # h / w = 4
+    ratios = cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS[0]
+    assert len(ratios) == 3 and min(ratios) > 2.5 and max(ratios) < 6  # detectron2's ratio is h / w
+    assert ratios[0] < ratios[1] < ratios[2]
+    # wide boxes: wide anchors
+    cfg = build_cfg("fast", 1, "cpu")
+    fit_anchors(cfg, boxes_dataset(160, 40))
+    assert max(cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS[0]) < 0.4
+
+
+def test_anchor_sizes_shrink_for_small_objects_only():
+    cfg = build_cfg("fast", 1, "cpu")
+    default = [list(level) for level in cfg.MODEL.ANCHOR_GENERATOR.SIZES]
+    fit_anchors(cfg, boxes_dataset(22, 22))  # 22 px at 480 -> 16 px at the 352 test size
+    small = cfg.MODEL.ANCHOR_GENERATOR.SIZES
+    assert small[0][0] < default[0][0] and len(small) == len(default)
+    cfg = build_cfg("fast", 1, "cpu")
+    fit_anchors(cfg, boxes_dataset(300, 300))
+    assert [list(level) for level in cfg.MODEL.ANCHOR_GENERATOR.SIZES] == default
+
+
+def test_input_size_grows_for_small_objects_up_to_the_photos_own_size():
+    cfg = build_cfg("fast", 1, "cpu")
+    preset_test, preset_train = cfg.INPUT.MIN_SIZE_TEST, tuple(cfg.INPUT.MIN_SIZE_TRAIN)
+    fit_input_size(cfg, boxes_dataset(300, 300))  # large objects: nothing to gain
+    assert (cfg.INPUT.MIN_SIZE_TEST, tuple(cfg.INPUT.MIN_SIZE_TRAIN)) == (preset_test, preset_train)
+    # one label of small objects (30 px of 480) among large ones: 32 px needs a 512 short side,
+    # but the photos have only 480
+    small = boxes_dataset(300, 300, label_of=lambda i: i % 2)
+    small = [ImageRecord(r.image_id, r.path, r.width, r.height,
+                         ((1, 5.0, 5.0, 30.0, 30.0),) if i % 2 else r.boxes) for i, r in enumerate(small)]
+    fit_input_size(cfg, small)
+    assert cfg.INPUT.MIN_SIZE_TEST == 480
+    assert min(cfg.INPUT.MIN_SIZE_TRAIN) > min(preset_train) and cfg.INPUT.MAX_SIZE_TEST >= 640
+    # bigger photos: the size stops at FIT.MAX_INPUT_SIZE
+    cfg = build_cfg("fast", 1, "cpu")
+    fit_input_size(cfg, boxes_dataset(20, 20, image=(4000, 3000)))
+    assert cfg.INPUT.MIN_SIZE_TEST == cfg.ODCONNECT.FIT.MAX_INPUT_SIZE
+
+
+def test_detections_per_image_follow_the_fullest_image():
+    cfg = build_cfg("fast", 1, "cpu")
+    fit_detections_per_image(cfg, boxes_dataset(20, 20, per_image=10))
+    assert cfg.TEST.DETECTIONS_PER_IMAGE == 100  # room enough already
+    fit_detections_per_image(cfg, boxes_dataset(20, 20, per_image=80))
+    assert cfg.TEST.DETECTIONS_PER_IMAGE == 240
+    assert cfg.MODEL.RETINANET.TOPK_CANDIDATES_TEST >= 2400
+
+
+def test_fast_preset_recipe():
+    cfg = build_cfg("fast", 2, "cpu")
+    assert cfg.MODEL.RETINANET.BBOX_REG_LOSS_TYPE == "giou"
+    assert cfg.ODCONNECT.EMA.ENABLED and cfg.ODCONNECT.FIT.ANCHORS and cfg.ODCONNECT.FIT.DETECTIONS
+    assert cfg.INPUT.CROP.ENABLED
+
+
+def test_mapper_crops_and_jitters_colour():
+    cfg = build_cfg("fast", 2, "cpu")
+    augs = build_train_augmentation(cfg)
+    kinds = [type(a) for a in augs]
+    assert kinds[0] is T.RandomApply and isinstance(augs[0].aug, T.RandomCrop)  # crop, then resize
+    assert T.ResizeShortestEdge in kinds and T.RandomFlip in kinds
+    assert {T.RandomBrightness, T.RandomContrast, T.RandomSaturation} <= set(kinds)
+    cfg.INPUT.CROP.ENABLED = False
+    cfg.ODCONNECT.AUG.BRIGHTNESS = cfg.ODCONNECT.AUG.CONTRAST = cfg.ODCONNECT.AUG.SATURATION = (1.0, 1.0)
+    kinds = [type(a) for a in build_train_augmentation(cfg)]
+    assert T.RandomApply not in kinds and T.RandomBrightness not in kinds
+
+
+def test_ema_decay_ramps_up_to_its_ceiling():
+    assert ema_decay(0, 0.999) == pytest.approx(0.1)
+    assert ema_decay(90, 0.999) == pytest.approx(0.91)
+    assert ema_decay(10**6, 0.999) == 0.999
+
+
+class RawWeights(HookBase):
+    """Keeps the raw (not averaged) weights at the end of training."""
+
+    def after_train(self):
+        self.state = {k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()}
+        self.averaged = {k: v.detach().clone() for k, v in self.trainer.inference_model().state_dict().items()}
+
+
+def test_ema_weights_differ_from_the_raw_ones_and_are_saved(tmp_path, make_request):
+    raw = RawWeights()
+    result = train(make_request(tmp_path / "ema", max_iter=4, overrides={"ODCONNECT.EMA.ENABLED": True}),
+                   extra_hooks=[raw])
+    saved = torch.load(result.weights_path, weights_only=True)["model"]
+    floats = [k for k, v in saved.items() if torch.is_floating_point(v) and k in raw.state]
+    assert floats and set(saved) == set(raw.state)
+    assert all(torch.equal(saved[k], raw.averaged[k]) for k in floats)
+    changed = [k for k in floats if not torch.allclose(saved[k], raw.state[k])]
+    assert len(changed) > len(floats) // 2  # the average trails the last step's weights
