@@ -98,6 +98,13 @@ def test_from_nothing_to_a_published_model(tiny_server, new_page):
     page.wait_for_selector("#score")
     assert page.inner_text("#score") == f"{version['performanceScore']:.1f}"
     assert page.locator("#per-label-metrics tbody tr").count() == len(version["metrics"]["perLabel"])
+    # each label's counting threshold and count error, as the version's metrics hold them
+    first = next(iter(version["metrics"]["perLabel"].values()))
+    assert page.locator("#per-label-metrics tbody tr >> nth=0 >> td.threshold").inner_text().startswith(
+        f"{first['threshold']:.2f}")
+    interval = version["metrics"].get("scoreInterval")
+    if interval:  # none when the evaluation images are too few to resample
+        assert page.inner_text("#score-interval") == f"likely between {interval['low']:.1f} and {interval['high']:.1f}"
     shot(page, "08-performance")
 
     # publish from the versions page

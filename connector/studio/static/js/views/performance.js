@@ -61,7 +61,9 @@ function single(v) {
   return h("div",
     h("div", { class: "cards" },
       h("div", { class: "stat big" }, h("span", { class: "stat-label" }, "Performance score (mAP@50)"),
-        h("span", { class: "stat-value", id: "score" }, fmt.score(v.performanceScore))),
+        h("span", { class: "stat-value", id: "score" }, fmt.score(v.performanceScore)),
+        mt.scoreInterval ? h("span", { class: "stat-note", id: "score-interval" },
+          `likely between ${fmt.score(mt.scoreInterval.low)} and ${fmt.score(mt.scoreInterval.high)}`) : null),
       METRICS.map(([k, label]) => stat(label, fmt.pct(mt[k], 1)))),
     h("div", { class: "columns" },
       card("Per label", perLabelTable(mt.perLabel || {})),
@@ -87,10 +89,17 @@ function perLabelTable(perLabel) {
   const rows = Object.entries(perLabel);
   if (!rows.length) return h("p", { class: "muted" }, "No per-label figures.");
   return h("table", { class: "table", id: "per-label-metrics" },
-    h("thead", h("tr", h("th", "Label"), h("th", { class: "num" }, "AP50"), h("th", { class: "num" }, "Precision"),
-      h("th", { class: "num" }, "Recall"), h("th", { class: "num" }, "Images"), h("th", { class: "num" }, "Boxes"))),
+    h("thead", h("tr", h("th", "Label"), h("th", { class: "num" }, "AP50"),
+      h("th", { class: "num", title: "Detect counts this label from this probability when no threshold is given" }, "Threshold"),
+      h("th", { class: "num" }, "Precision"), h("th", { class: "num" }, "Recall"),
+      h("th", { class: "num", title: "Mean absolute count error per image, and that error over the mean true count" }, "Count error"),
+      h("th", { class: "num" }, "Images"), h("th", { class: "num" }, "Boxes"))),
     h("tbody", rows.map(([name, x]) => h("tr", h("td", name), h("td", { class: "num" }, fmt.pct(x.ap50, 1)),
+      h("td", { class: "num threshold" }, x.threshold == null ? "–" : x.threshold.toFixed(2),
+        x.thresholdFrom === "default" ? h("span", { class: "muted", title: "Too few validation images: the default" }, " (default)") : null),
       h("td", { class: "num" }, fmt.pct(x.precision, 1)), h("td", { class: "num" }, fmt.pct(x.recall, 1)),
+      h("td", { class: "num count-error" }, x.countError == null ? "–"
+        : `${x.countError.toFixed(2)}${x.relativeCountError == null ? "" : ` (${fmt.pct(x.relativeCountError, 0)})`}`),
       h("td", { class: "num" }, fmt.num(x.images)), h("td", { class: "num" }, fmt.num(x.boxes))))));
 }
 
