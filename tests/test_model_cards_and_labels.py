@@ -96,7 +96,7 @@ def test_rename_label_and_its_conflicts(api):
     for label_id, body, status, needle in [
             (banana["id"], {"name": "green apple"}, 409, "already exists"),
             (9999, {"name": "kiwi"}, 404, "label 9999 does not exist"),
-            (banana["id"], {"name": "a/b"}, 400, "label name"),
+            (banana["id"], {"name": "a/b"}, 400, "no control characters, / or"),
             (banana["id"], {"name": ""}, 400, "name"),
             (banana["id"], {}, 400, "name")]:
         r = api.patch(f"{url}/{label_id}", json=body)
