@@ -12,7 +12,7 @@ model's non-Latin-1 name broke the export's Content-Disposition; ids past 64 bit
 ("²") in ids reached the database; 400, 401, 403, 429 and QuickTest's 413/415 were undocumented; and
 names, cron expressions, image content and boxes the server refuses were schema-valid.
 
-Left out: the two webhook triggers (subscribing makes the server post to the URL given; the SSRF
+Left out: the three webhook triggers (subscribing makes the server post to the URL given; the SSRF
 guard and its tests cover them). Deletes run last, in their own test, so that they cannot remove
 the seeded rows the other operations use.
 """
@@ -34,7 +34,7 @@ from tests.training_data import trained_app
 pytestmark = pytest.mark.slow
 
 MAX_EXAMPLES = 10
-SUBSCRIBE = ["OnTrainingRunFinished", "OnVersionPublished"]
+SUBSCRIBE = ["OnTrainingRunFinished", "OnVersionPublished", "OnModelNeedsAttention"]
 SEEDED = {"modelId": "1", "datasetId": 1, "imageId": 1, "version": "1", "runId": 1, "subscriptionId": 1}
 # Operations that keep generated ids only (mostly 404s), to stay within the time bound: on the seeded
 # version each call would zip its weights (tens of MB) or run the model on the seeded image, seconds
@@ -63,6 +63,13 @@ MAY_REFUSE_VALID = {
     "RetrainVersion": "the data check must pass",
     "SaveDraft": "preset, weights, base version and evaluation dataset must exist",
     "SetRetrainSchedule": "each cron field must be in range (minute 0-59, ...), which a pattern cannot say fully",
+    "ImportVoc": "the zips and the annotation files inside must be readable",
+    "ImportYolo": "the zips and the annotation files inside must be readable",
+    "ImportLabelStudio": "the zip and the export inside must be readable",
+    "ImportCustomVision": "the zip and the export inside must be readable",
+    "SetCaptureSettings": "bandLow must stay below bandHigh, which a schema cannot compare",
+    "RejectRegions": "the region ids must be suggestions of this image",
+    "ReviewSuggestions": "the label must be a label of the model",
 }
 CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
           checks.response_headers_conformance, checks.response_schema_conformance, checks.ignored_auth,

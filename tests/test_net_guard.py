@@ -100,9 +100,10 @@ def test_subscribing_refuses_what_the_guard_refuses(make_app):
     for url, needle in (("https://169.254.169.254/latest/meta-data", "link-local"),
                         ("https://localhost/hook", "loopback"), ("http://127.0.0.1:9/hook", "loopback"),
                         ("http://hooks.example.net/x", "does not resolve")):
-        r = api.post("/webhooks/training-run-finished", json={"callbackUrl": url})
-        assert r.status_code == 400 and needle in r.json()["detail"], (url, r.text)
-        assert r.headers["content-type"] == "application/problem+json"
+        for trigger in ("training-run-finished", "version-published", "model-needs-attention"):
+            r = api.post(f"/webhooks/{trigger}", json={"callbackUrl": url})
+            assert r.status_code == 400 and needle in r.json()["detail"], (trigger, url, r.text)
+            assert r.headers["content-type"] == "application/problem+json"
     assert api.get("/webhooks").json() == []
 
 

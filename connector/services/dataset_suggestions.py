@@ -52,8 +52,8 @@ def start(store: Store, config: dict, model_ref, dataset_id: int, body: dict | N
     choice = body.get("images", "unlabeled")
     if choice not in IMAGE_CHOICES:
         raise Invalid(f"images must be one of {list(IMAGE_CHOICES)}")
-    threshold = body.get("threshold", config["inference"]["default_threshold"])
-    if not 0 <= threshold <= 1:
+    threshold = body.get("threshold", config["inference"]["default_threshold"])  # None: each label's own
+    if threshold is not None and not 0 <= threshold <= 1:
         raise Invalid("threshold must be between 0 and 1")
     version_ref = body.get("version")
     with store.transaction() as s:

@@ -19,7 +19,7 @@ from . import images, inference
 from .catalog import get_dataset, get_model
 
 
-def predicted_boxes(predictor, target: inference.Target, data: bytes, threshold: float) -> list[dict]:
+def predicted_boxes(predictor, target: inference.Target, data: bytes, threshold: float | None) -> list[dict]:
     """The version's boxes on an image, as suggestions: {labelId, left, top, width, height, probability}.
 
     `predictor` runs on the model thread (a ThreadBoundPredictor from the predictor cache)."""
@@ -28,7 +28,7 @@ def predicted_boxes(predictor, target: inference.Target, data: bytes, threshold:
             for p in result["predictions"]]
 
 
-def suggest_image(store: Store, predictors, default_threshold: float, model_ref, dataset_id: int, image_id: int,
+def suggest_image(store: Store, predictors, default_threshold: float | None, model_ref, dataset_id: int, image_id: int,
                   version_ref: str | None = None, threshold: float | None = None) -> dict:
     """Suggest boxes for one image now with a version (the last trained one by default)."""
     data, _ = images.image_content(store, model_ref, dataset_id, image_id)
