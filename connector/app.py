@@ -25,7 +25,8 @@ from .routes import SWAGGER_UI
 from .routing import SnakeCaseResolver
 from .security import api_key_handler
 from .services import dataset_suggestions
-from .services.inference import predictor_loader, warm_published
+from .services.engine_choice import predictor_loader
+from .services.inference import warm_published
 from .spec import SPEC_DIR, SPEC_FILE
 from .studio import blueprint as studio_blueprint
 
@@ -41,7 +42,7 @@ def problem(status: int, title: str, detail: str, headers: dict | None = None, *
 def _start_parts(config: dict, store: Store) -> AppContext:
     """Build and start the background parts, in the order AppContext.close() undoes."""
     model_thread = ModelThread()  # before the cache: it closes after it
-    predictors = PredictorCache(predictor_loader(store, config["inference"]["torch_threads"], model_thread),
+    predictors = PredictorCache(predictor_loader(store, config, model_thread),
                                 config["inference"]["cache_size"])
     threading.Thread(target=warm_published, args=(store, predictors), name="warm-predictors", daemon=True).start()
     # Before the runs: closed after them, so that events of runs stopped by a shutdown are stored first.

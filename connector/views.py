@@ -82,8 +82,9 @@ def version_view(v: Version, model: Model | None = None) -> dict:
         "labels": v.labels,
         "dataHash": v.data_hash,
         "imageCount": len(v.data_snapshot.get("train", [])) + len(v.data_snapshot.get("evaluation", [])),
-        "metrics": v.metrics,
+        "metrics": {k: m for k, m in v.metrics.items() if k != ENGINE_METRIC},
         "performanceScore": v.metrics.get("score"),
+        "engine": engine_view(v.metrics.get(ENGINE_METRIC)),
         "startedFrom": v.started_from,
         "durationSeconds": round(v.duration_s, 2),
         "iterations": v.iterations,
@@ -94,6 +95,19 @@ def version_view(v: Version, model: Model | None = None) -> dict:
         out["published"] = model.published_version_id == v.id
         out["lastTrained"] = model.last_trained_version_id == v.id
     return out
+
+
+# The key of Version.metrics that holds the serving engine decided at publish (services/engine_choice.py);
+# on the wire it is the version's own `engine` field, not a metric.
+ENGINE_METRIC = "engine"
+
+
+def engine_view(record: dict | None) -> dict | None:
+    """What serves a version, as decided when it was published (None: never decided)."""
+    if record is None:
+        return None
+    return {"name": record["name"], "reason": record["reason"], "verifiedOn": record["verifiedOn"],
+            "imageSource": record.get("imageSource"), "setting": record["setting"], "decided": record["decided"]}
 
 
 def run_view(run: TrainingRun, base_url: str = "") -> dict:

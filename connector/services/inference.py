@@ -1,9 +1,11 @@
 """Detect, batch detect, quick test, suggest, export, publish: trained versions at work.
 
 The path of a detect request: one transaction resolves the model (id or name)
-to its published version -> the image is decoded once -> the predictor cache
-returns that version's warm predictor -> detectron2 -> boxes normalized to
-Custom Vision's shape, plus AI Builder's counts per label.
+to its published version -> the predictor cache returns that version's warm
+predictor (torch or onnxruntime, see engine_choice) -> the image's header is
+checked, then it is decoded once, straight to the model's input size -> the
+forward pass -> boxes normalized to Custom Vision's shape, plus AI Builder's
+counts per label.
 """
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ from model_store import Store
 from model_store.schema import Model, Version
 
 from ..errors import Conflict, Invalid, OdError
-from ..imaging import check_image
+from ..imaging import check_header, check_image, corrupt
 from ..modeling.artifacts import VersionFiles
 from ..modeling.boxes import pixels_to_fraction
+from . import engine_choice
 from . import images as images_svc
 from . import webhooks
 from .catalog import get_model
@@ -76,46 +79,52 @@ def label_ids_today(model: Model, version: Version) -> tuple[int | None, ...]:
     return tuple(ids.get(n) for n in version.labels)
 
 
-def predictor_loader(store: Store, torch_threads: int | None, model_thread):
-    """What the cache calls on a miss: build the version's predictor and warm it up, on the
-    model thread (see connector.inference.model_thread), which will also run its predictions."""
-    from ..inference.model_thread import ThreadBoundPredictor
-
-    def build(folder: Path):
-        from ..modeling.predictor import Predictor
-        files = VersionFiles.at(folder)
-        predictor = Predictor(files.config, files.weights, num_threads=torch_threads)
-        predictor.warm_up()
-        return predictor
-
-    def load(version_id: int):
-        with store.transaction() as s:
-            folder = Path(s.get(Version, version_id).artifact_dir)
-        return ThreadBoundPredictor(model_thread.call(build, folder), model_thread)
-    return load
+def decode_for_detection(predictor, data: bytes, limits: dict, name: str = "image"):
+    """The picture ready for the predictor's model, decoded once (a large JPEG at reduced scale):
+    the same guards as uploads on the header (but small pictures are fine to detect on), and a
+    400 when the pixels do not decode."""
+    header = check_header(data, {**limits, "min_side": 1}, name)
+    try:
+        return predictor.prepare(header)
+    except Exception as exc:  # Pillow raises several types for broken data
+        raise corrupt(name, exc) from exc
 
 
-def decode_for_detection(data: bytes, limits: dict, name: str = "image"):
-    """Same guards as uploads, but small pictures are fine to detect on."""
+def decode_for_drawing(data: bytes, limits: dict, name: str = "image"):
+    """The whole picture, upright and RGB (the quick test draws on it; the predictor resizes it)."""
     return check_image(data, {**limits, "min_side": 1}, name).rgb()
 
 
-def detect(predictor, target: Target, image, threshold: float, max_results: int | None = None,
-           label_filter: tuple[str, ...] | list[str] | None = None) -> tuple[dict, list[dict]]:
-    """Run the predictor; answer in Custom Vision's and AI Builder's shapes.
-
-    Returns the response body and the kept detections in pixels (for drawing).
-    """
+def check_options(target: Target, threshold: float, label_filter) -> None:
     if not 0 <= threshold <= 1:
         raise Invalid("threshold must be between 0 and 1")
     if label_filter:
         unknown = sorted(set(label_filter) - set(target.labels))
         if unknown:
             raise Invalid(f"unknown labels {unknown}; this version detects {list(target.labels)}")
+
+
+def detect(predictor, target: Target, image, threshold: float, max_results: int | None = None,
+           label_filter: tuple[str, ...] | list[str] | None = None) -> tuple[dict, list[dict]]:
+    """Run the predictor on one picture (a PIL image, or a ModelInput from decode_for_detection);
+    answer in Custom Vision's and AI Builder's shapes.
+
+    Returns the response body and the kept detections in pixels (for drawing).
+    """
+    check_options(target, threshold, label_filter)
     started = time.perf_counter()
-    width, height = image.size
+    detections = predictor.predict(image, min_score=threshold)
+    return answer(target, detections, image.size, max_results, label_filter, time.perf_counter() - started)
+
+
+def answer(target: Target, detections, size: tuple[int, int], max_results: int | None, label_filter,
+           seconds: float) -> tuple[dict, list[dict]]:
+    """The detect response of a picture of ``size`` (width, height) from the predictor's detections
+    (already at or above the threshold), and the kept detections in pixels."""
+    started = time.perf_counter()
+    width, height = size
     kept = []
-    for det in predictor.predict(image, min_score=threshold):
+    for det in detections:
         name = target.labels[det.label_index]
         if label_filter and name not in label_filter:
             continue
@@ -140,22 +149,24 @@ def detect(predictor, target: Target, image, threshold: float, max_results: int 
         "predictions": predictions,
         "counts": [{"tagName": n, "count": c} for n, c in counts.items()],
         "totalCount": len(kept),
-        "durationMs": round((time.perf_counter() - started) * 1000, 1),
+        "durationMs": round((seconds + time.perf_counter() - started) * 1000, 1),
     }
     return body, kept
 
 
-def publish(store: Store, cache, model_ref, version_ref) -> dict:
-    """Load and warm the version first, then switch the pointer in one short transaction."""
+def publish(ctx: "AppContext", model_ref, version_ref) -> dict:
+    """Decide the engine (engine_choice), load and warm the version, then switch the pointer in one
+    short transaction."""
+    store = ctx.store
     target = resolve(store, model_ref, str(version_ref), "published")
-    cache.get(target.version_id)
+    engine = engine_choice.serve(store, ctx.config, ctx.model_thread, ctx.predictors, target.version_id)
     with store.transaction() as s:
         model = s.get(Model, target.model_id)
         previous = model.published_version_id
         model.published_version_id = target.version_id
     webhooks.emit_version_published(store, target.model_id, target.version_id, previous)  # never raises
     return {"modelId": target.model_id, "published": target.version_number,
-            "previousVersionId": previous, "versionId": target.version_id}
+            "previousVersionId": previous, "versionId": target.version_id, "engine": engine["name"]}
 
 
 def unpublish(store: Store, model_ref) -> dict:
@@ -183,11 +194,13 @@ def warm_published(store: Store, cache) -> None:
 
 # --- the use cases the API calls -------------------------------------------------------------
 
-def _detect_on(ctx: "AppContext", target: Target, data: bytes, name: str, options: DetectOptions):
-    image = decode_for_detection(data, ctx.limits, name)
+def _detect_on(ctx: "AppContext", target: Target, data: bytes, name: str, options: DetectOptions,
+               for_drawing: bool = False):
+    predictor = ctx.predictors.get(target.version_id)
+    image = (decode_for_drawing(data, ctx.limits, name) if for_drawing
+             else decode_for_detection(predictor, data, ctx.limits, name))
     threshold = ctx.config["inference"]["default_threshold"] if options.threshold is None else options.threshold
-    body, kept = detect(ctx.predictors.get(target.version_id), target, image, threshold,
-                        options.max_results, options.labels)
+    body, kept = detect(predictor, target, image, threshold, options.max_results, options.labels)
     return body, kept, image
 
 
@@ -209,12 +222,23 @@ def detect_batch(ctx: "AppContext", model_ref, items: list[tuple[str, Callable[[
     if len(items) > limit:
         raise Invalid(f"{len(items)} images is over the batch limit of {limit}")
     target = resolve(ctx.store, model_ref, None, "published")
-    results = []
+    threshold = ctx.config["inference"]["default_threshold"] if options.threshold is None else options.threshold
+    check_options(target, threshold, options.labels)
+    predictor = ctx.predictors.get(target.version_id)
+    results: list[dict] = []
+    ready = []  # (index in results, the decoded picture)
     for name, read in items:
         try:
-            results.append({"name": name, "status": "ok", "result": _detect_on(ctx, target, read(), name, options)[0]})
+            ready.append((len(results), decode_for_detection(predictor, read(), ctx.limits, name)))
+            results.append({"name": name, "status": "ok"})
         except OdError as exc:
             results.append({"name": name, "status": "error", "error": {"status": exc.status, "detail": exc.detail}})
+    if ready:  # pictures that pad to the same size share a forward pass (connector/inference/engines.py)
+        started = time.perf_counter()
+        detections = predictor.predict_inputs([x for _, x in ready], threshold)
+        share = (time.perf_counter() - started) / len(ready)
+        for (index, x), dets in zip(ready, detections):
+            results[index]["result"] = answer(target, dets, x.size, options.max_results, options.labels, share)[0]
     return {"model": {"id": target.model_id, "name": target.model_name}, "version": target.version_number,
             "results": results}
 
@@ -224,7 +248,7 @@ def quick_test(ctx: "AppContext", model_ref, version_ref: str | None, data: byte
     """Detect with a trained version (the last trained by default) and draw the boxes: (answer, PNG)."""
     from ..inference.draw import draw_detections
     target = resolve(ctx.store, model_ref, version_ref, "lastTrained")
-    body, kept, image = _detect_on(ctx, target, data, name, options)
+    body, kept, image = _detect_on(ctx, target, data, name, options, for_drawing=True)
     return body, draw_detections(image, kept)
 
 

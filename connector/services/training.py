@@ -302,7 +302,9 @@ def _record_version(store: Store, plan: Plan, result, tmp_dir: Path, advised_ima
         try:
             settings = {k: v for k, v in plan.settings.items() if k in versions_svc.SETTING_KEYS}
             version = Version(model_id=model.id, number=number, run_id=plan.run_id, settings=settings,
-                              labels=plan.labels, data_snapshot=plan.snapshot, data_hash=plan.data_hash,
+                              labels=plan.labels, data_hash=plan.data_hash,
+                              # the images it was evaluated on (held out or the evaluation dataset)
+                              data_snapshot={**plan.snapshot, "evalImageIds": list(result.eval_image_ids)},
                               metrics=api_metrics(result.metrics, plan, advised_images, result.kept_iteration), artifact_dir=str(final_dir),
                               started_from=plan.started_from or result.started_from,
                               duration_s=result.duration_s, iterations=result.iterations)
