@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 from model_store.schema import (Dataset, Draft, Image, Job, Label, Model, Region, Schedule, TrainingRun,
-                                Version, WebhookDelivery, WebhookSubscription, WeightFile)
+                                Version, VersionEngine, WebhookDelivery, WebhookSubscription, WeightFile)
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -82,9 +82,9 @@ def version_view(v: Version, model: Model | None = None) -> dict:
         "labels": v.labels,
         "dataHash": v.data_hash,
         "imageCount": len(v.data_snapshot.get("train", [])) + len(v.data_snapshot.get("evaluation", [])),
-        "metrics": {k: m for k, m in v.metrics.items() if k != ENGINE_METRIC},
+        "metrics": v.metrics,
         "performanceScore": v.metrics.get("score"),
-        "engine": engine_view(v.metrics.get(ENGINE_METRIC)),
+        "engine": engine_view(v.engine),
         "startedFrom": v.started_from,
         "durationSeconds": round(v.duration_s, 2),
         "iterations": v.iterations,
@@ -97,17 +97,12 @@ def version_view(v: Version, model: Model | None = None) -> dict:
     return out
 
 
-# The key of Version.metrics that holds the serving engine decided at publish (services/engine_choice.py);
-# on the wire it is the version's own `engine` field, not a metric.
-ENGINE_METRIC = "engine"
-
-
-def engine_view(record: dict | None) -> dict | None:
+def engine_view(record: VersionEngine | None) -> dict | None:
     """What serves a version, as decided when it was published (None: never decided)."""
     if record is None:
         return None
-    return {"name": record["name"], "reason": record["reason"], "verifiedOn": record["verifiedOn"],
-            "imageSource": record.get("imageSource"), "setting": record["setting"], "decided": record["decided"]}
+    return {"name": record.name, "reason": record.reason, "verifiedOn": record.verified_on,
+            "imageSource": record.image_source, "setting": record.setting, "decided": iso(record.decided_at)}
 
 
 def run_view(run: TrainingRun, base_url: str = "") -> dict:

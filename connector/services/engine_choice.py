@@ -10,8 +10,9 @@
   (409 with the reason).
 * ``torch``: nothing is exported; torch serves every version.
 
-The decision is recorded in the version's metrics (``engine``: name, reason, images compared,
-where they came from, the setting it was made under, when). Every process reads it from the
+The decision is recorded in the version's row of ``version_engines`` (name, reason, images
+compared, where they came from, the setting it was made under, when; the version's ``engine``
+field on the wire). Every process reads it from the
 database when it loads the version, so a multi-process server, a restart or another worker
 serves the engine decided at publish without exporting or checking again. Publishing again
 under another setting decides again. A version that was never published (a quick test of the
@@ -27,43 +28,36 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from model_store import Store
-from model_store.schema import Image, Version, utcnow
+from model_store.schema import Image, Version, VersionEngine, utcnow
 
 from ..errors import Conflict
 from ..inference.engines import ONNXRUNTIME, TORCH, build_onnxruntime, build_torch
-from ..views import ENGINE_METRIC, iso
 
 if TYPE_CHECKING:
     from ..inference.cache import PredictorCache
     from ..inference.model_thread import ModelThread
 
-__all__ = ["recorded", "choose", "serve", "predictor_loader", "verification_images"]
+__all__ = ["choose", "serve", "predictor_loader", "verification_images"]
 
 log = logging.getLogger("odconnect.inference")
 
-def recorded(metrics: dict | None) -> dict | None:
-    """The engine decision stored in a version's metrics, if any."""
-    return (metrics or {}).get(ENGINE_METRIC)
 
-
-def _satisfies(record: dict | None, setting: str) -> bool:
+def _satisfies(record: VersionEngine | None, setting: str) -> bool:
     """Whether a recorded decision stands under the current setting (else publish decides again)."""
     if record is None:
         return False
-    if setting == TORCH:
-        return record["name"] == TORCH
-    if setting == ONNXRUNTIME:
-        return record["name"] == ONNXRUNTIME
-    return record["setting"] in ("auto", ONNXRUNTIME)  # auto: any decision that tried the export
+    if setting in (TORCH, ONNXRUNTIME):
+        return record.name == setting
+    return record.setting in ("auto", ONNXRUNTIME)  # auto: any decision that tried the export
 
 
-def serving_engine(record: dict | None, setting: str) -> str | None:
+def serving_engine(record: VersionEngine | None, setting: str) -> str | None:
     """The engine a process serves a version with; None: onnxruntime is required and not decided yet."""
     if setting == TORCH:
         return TORCH
     if setting == ONNXRUNTIME:
-        return ONNXRUNTIME if record and record["name"] == ONNXRUNTIME else None
-    return record["name"] if record else TORCH
+        return ONNXRUNTIME if record and record.name == ONNXRUNTIME else None
+    return record.name if record else TORCH
 
 
 # --- the pictures the check compares on ------------------------------------------------------
@@ -142,13 +136,13 @@ def _export_and_verify(folder: str, images: list[tuple[str, bytes]], torch_threa
     return True, f"the ONNX export predicts what torch predicts on {report.summary()}", report.images
 
 
-def _store_record(store: Store, version_id: int, record: dict) -> None:
+def _store_record(store: Store, record: VersionEngine) -> VersionEngine:
+    """Replace the version's decision, in one transaction."""
     with store.transaction() as s:
-        version = s.get(Version, version_id)
-        version.metrics = {**(version.metrics or {}), ENGINE_METRIC: record}  # a new dict: JSON columns track assignment
+        return s.merge(record)
 
 
-def choose(store: Store, config: dict, model_thread: "ModelThread", version_id: int) -> dict:
+def choose(store: Store, config: dict, model_thread: "ModelThread", version_id: int) -> VersionEngine:
     """The version's engine decision under the current setting: the recorded one when it stands,
     else a new one (export and check), recorded. Raises Conflict when ``inference.engine`` is
     onnxruntime and the version cannot be served by it."""
@@ -156,12 +150,12 @@ def choose(store: Store, config: dict, model_thread: "ModelThread", version_id: 
     setting = inference["engine"]
     with store.transaction() as s:
         version = s.get(Version, version_id)
-        record, folder, number = recorded(version.metrics), version.artifact_dir, version.number
+        record, folder, number = version.engine, version.artifact_dir, version.number
     if _satisfies(record, setting):
         return record
     if setting == TORCH:
-        record = {"name": TORCH, "reason": "inference.engine is torch: the version is not exported",
-                  "verifiedOn": 0, "imageSource": None}
+        record = VersionEngine(name=TORCH, reason="inference.engine is torch: the version is not exported",
+                               verified_on=0, image_source=None)
     else:
         source, images = verification_images(store, version_id, inference["verify_images"])
         ok, reason, compared = model_thread.call(_export_and_verify, folder, images,
@@ -172,11 +166,10 @@ def choose(store: Store, config: dict, model_thread: "ModelThread", version_id: 
         if not ok and setting == ONNXRUNTIME:
             raise Conflict(f"version {number} cannot be served by onnxruntime (inference.engine is "
                            f"onnxruntime): {reason}")
-        record = {"name": ONNXRUNTIME if ok else TORCH, "reason": reason, "verifiedOn": compared,
-                  "imageSource": source if compared else None}
-    record.update(setting=setting, decided=iso(utcnow()))
-    _store_record(store, version_id, record)
-    return record
+        record = VersionEngine(name=ONNXRUNTIME if ok else TORCH, reason=reason[:2048], verified_on=compared,
+                               image_source=source if compared else None)
+    record.version_id, record.setting, record.decided_at = version_id, setting, utcnow()
+    return _store_record(store, record)
 
 
 # --- serving ----------------------------------------------------------------------------------
@@ -189,10 +182,10 @@ def predictor_loader(store: Store, config: dict, model_thread: "ModelThread"):
     def load(version_id: int):
         with store.transaction() as s:
             version = s.get(Version, version_id)
-            folder, record = version.artifact_dir, recorded(version.metrics)
+            folder, record = version.artifact_dir, version.engine
         engine = serving_engine(record, inference["engine"])
         if engine is None:  # onnxruntime required and never decided for this version: decide now
-            engine = choose(store, config, model_thread, version_id)["name"]
+            engine = choose(store, config, model_thread, version_id).name
         if engine == ONNXRUNTIME:
             try:
                 return build_onnxruntime(folder, inference["onnx_threads"])
@@ -204,7 +197,8 @@ def predictor_loader(store: Store, config: dict, model_thread: "ModelThread"):
     return load
 
 
-def serve(store: Store, config: dict, model_thread: "ModelThread", cache: "PredictorCache", version_id: int) -> dict:
+def serve(store: Store, config: dict, model_thread: "ModelThread", cache: "PredictorCache",
+          version_id: int) -> VersionEngine:
     """Decide (or read) the version's engine and have its predictor loaded and warm in ``cache``;
     returns the decision. A predictor cached earlier for the other engine (a quick test before
     publishing) is replaced."""

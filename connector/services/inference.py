@@ -166,7 +166,7 @@ def publish(ctx: "AppContext", model_ref, version_ref) -> dict:
         model.published_version_id = target.version_id
     webhooks.emit_version_published(store, target.model_id, target.version_id, previous)  # never raises
     return {"modelId": target.model_id, "published": target.version_number,
-            "previousVersionId": previous, "versionId": target.version_id, "engine": engine["name"]}
+            "previousVersionId": previous, "versionId": target.version_id, "engine": engine.name}
 
 
 def unpublish(store: Store, model_ref) -> dict:
