@@ -298,6 +298,29 @@ def test_an_export_that_predicts_other_boxes_falls_back_to_torch_with_the_reason
         server.close()
 
 
+def test_a_version_that_keeps_no_box_at_its_own_threshold_is_compared_on_every_candidate(store):
+    """Comparing no boxes would check nothing: the check lowers both engines' threshold to 0."""
+    import yaml
+    root, m = store
+    config_file = folder_of(root, m, 1) / "config.yaml"
+    cfg = yaml.safe_load(config_file.read_text())
+    cfg["MODEL"]["RETINANET"]["SCORE_THRESH_TEST"] = 0.999  # no barely trained box scores that
+    config_file.write_text(yaml.safe_dump(cfg))
+    server = Server(root, "auto")
+    try:
+        r = server.api.post(f"/models/{m['id']}/versions/1/publish")
+        assert r.status_code == 200 and r.json()["engine"] == "onnxruntime", r.text
+        engine = server.version(m, 1)["engine"]
+        assert "predicts what torch predicts at probability threshold 0" in engine["reason"], engine["reason"]
+        matched = int(engine["reason"].split(" images: ")[1].split(" boxes matched")[0])
+        assert matched > 0 and engine["verifiedOn"] > 0
+        r = server.api.post(f"/models/{m['id']}/detect", content=shapes_image(41)[0],
+                            headers={"Content-Type": "image/jpeg"}, params={"threshold": 0.0})
+        assert r.status_code == 200 and r.json()["predictions"] == []  # serving keeps the model's threshold
+    finally:
+        server.close()
+
+
 SERVE_AND_DETECT = """
 import json, sys, time
 from connector.app import create_app

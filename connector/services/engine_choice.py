@@ -6,6 +6,8 @@
   version's own pictures (its evaluation images; else training images; else drawn ones when no
   stored picture can be read). Every box must match (``onnx_verify``: same label, IoU >= 0.99,
   probability within 0.01); then onnxruntime serves it, else torch, with the reason recorded.
+  A version that keeps no box on those pictures at its own threshold (barely trained) is
+  compared on every candidate instead (threshold 0): comparing no boxes would check nothing.
 * ``onnxruntime``: the same export and check, but a version that fails them is not published
   (409 with the reason).
 * ``torch``: nothing is exported; torch serves every version.
@@ -114,7 +116,7 @@ def _export_and_verify(folder: str, images: list[tuple[str, bytes]], torch_threa
     both engines on ``images``. Runs on the model thread: it runs the torch model."""
     from ..inference.onnx_export import OnnxExportError, export_onnx
     from ..inference.onnx_predictor import OnnxPredictor
-    from ..inference.onnx_verify import verify
+    from ..inference.onnx_verify import set_score_threshold, verify
     from ..modeling.artifacts import VersionFiles
     from ..modeling.predictor import Predictor
 
@@ -127,13 +129,21 @@ def _export_and_verify(folder: str, images: list[tuple[str, bytes]], torch_threa
     except Exception as exc:  # a graph onnxruntime cannot open
         return False, f"onnxruntime cannot open the ONNX export: {type(exc).__name__}: {exc}", 0
     files = VersionFiles.at(folder)
-    report = verify(Predictor(files.config, files.weights, num_threads=torch_threads), onnx_predictor, images)
+    torch_predictor = Predictor(files.config, files.weights, num_threads=torch_threads)
+    report, where = verify(torch_predictor, onnx_predictor, images), ""
+    if report.ok and not report.matched:
+        # no box at the model's own threshold (a barely trained model): compare every candidate
+        # the post-processing keeps, up to the model's cap per picture, instead
+        set_score_threshold(torch_predictor, onnx_predictor, 0.0)
+        report, where = verify(torch_predictor, onnx_predictor, images), " at probability threshold 0"
     if not report.ok:
         first = report.unmatched[0]
-        return False, (f"the ONNX export does not predict what torch predicts on {report.summary()}; e.g. "
-                       f"on {first['image']!r} only {first['engine']} has {first['label']} "
+        return False, (f"the ONNX export does not predict what torch predicts{where} on {report.summary()}; "
+                       f"e.g. on {first['image']!r} only {first['engine']} has {first['label']} "
                        f"{first['probability']:.3f} at {first['box']}"), report.images
-    return True, f"the ONNX export predicts what torch predicts on {report.summary()}", report.images
+    if not report.matched:
+        return False, f"neither engine finds a box{where} on {report.images} images: nothing to compare", report.images
+    return True, f"the ONNX export predicts what torch predicts{where} on {report.summary()}", report.images
 
 
 def _store_record(store: Store, record: VersionEngine) -> VersionEngine:
