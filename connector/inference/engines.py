@@ -28,13 +28,9 @@ from pathlib import Path
 from .image_input import ModelInput, forward_groups, prepare
 from .model_thread import ModelThread
 
-__all__ = ["TORCH", "ONNXRUNTIME", "ENGINES", "TorchEngine", "build_torch", "build_onnxruntime"]
+__all__ = ["TORCH", "ONNXRUNTIME", "TorchEngine", "build_torch", "build_onnxruntime"]
 
-TORCH, ONNXRUNTIME = "torch", "onnxruntime"
-ENGINES = (TORCH, ONNXRUNTIME)
-
-# Largest number of pictures in one torch forward pass: a bound on activation memory.
-TORCH_MAX_BATCH = 8
+TORCH, ONNXRUNTIME = "torch", "onnxruntime"  # the values of a predictor's ``engine``
 
 
 class TorchEngine:
@@ -65,7 +61,7 @@ class TorchEngine:
 
     def predict_inputs(self, inputs: list[ModelInput], min_score: float = 0.05):
         results: list = [None] * len(inputs)
-        for chunk in forward_groups(inputs, self.predictor.size_divisibility, TORCH_MAX_BATCH):
+        for chunk in forward_groups(inputs, self.predictor.size_divisibility):
             batch = [(inputs[i].pixels, inputs[i].original_height, inputs[i].original_width) for i in chunk]
             for i, dets in zip(chunk, self.thread.call(self.predictor.predict_resized, batch, min_score)):
                 results[i] = dets

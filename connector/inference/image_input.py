@@ -19,7 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["ModelInput", "resized_size", "prepare", "batch_tensor", "forward_groups"]
+__all__ = ["ModelInput", "resized_size", "prepare", "batch_tensor", "forward_groups", "MAX_PER_PASS"]
+
+# Most pictures in one forward pass, either engine: a bound on activation memory.
+MAX_PER_PASS = 8
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ def _oriented(img: Image.Image) -> tuple[int, int, int]:
     return (h, w, orientation) if orientation in (5, 6, 7, 8) else (w, h, orientation)
 
 
-def prepare(source: bytes | Image.Image, min_size: int, max_size: int, draft: bool = True) -> ModelInput:
+def prepare(source: bytes | Image.Image | ModelInput, min_size: int, max_size: int, draft: bool = True) -> ModelInput:
     """Decode (if needed), EXIF-rotate and resize ``source`` for a model with these test sizes.
 
     ``source`` is encoded image bytes or a PIL image; a PIL JPEG that is not loaded yet (as
@@ -117,7 +120,7 @@ def batch_tensor(inputs: list[ModelInput], channel_order: str, pad_value: list[f
     return out
 
 
-def forward_groups(inputs: list[ModelInput], divisibility: int, max_batch: int) -> list[list[int]]:
+def forward_groups(inputs: list[ModelInput], divisibility: int, max_batch: int = MAX_PER_PASS) -> list[list[int]]:
     """Indexes of ``inputs`` that share a forward pass: those padding to the same size, at most
     ``max_batch`` at a time. Pictures of different sizes do not share one: the larger padding
     would add anchors over the padded area, which could change the smaller picture's boxes."""

@@ -18,15 +18,13 @@ import numpy as np
 from PIL import Image
 
 from . import onnx_postprocess as post
+from .engines import ONNXRUNTIME
 from .image_input import ModelInput, batch_tensor, forward_groups, prepare
 from .onnx_export import FORMAT, METADATA_KEY
 from ..modeling.artifacts import ONNX
 from ..modeling.detection import Detection
 
 __all__ = ["OnnxPredictor", "read_metadata"]
-
-# Largest number of images in one forward pass: a bound on activation memory.
-MAX_BATCH = 8
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -41,7 +39,7 @@ def read_metadata(path: str | Path) -> dict:
 
 
 class OnnxPredictor:
-    engine = "onnxruntime"
+    engine = ONNXRUNTIME
 
     def __init__(self, folder: str | Path, num_threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -97,7 +95,7 @@ class OnnxPredictor:
     def predict_inputs(self, inputs: list[ModelInput], min_score: float = 0.05) -> list[list[Detection]]:
         """Detections per prepared picture; pictures that pad to the same size share a forward pass."""
         results: list[list[Detection] | None] = [None] * len(inputs)
-        for chunk in forward_groups(inputs, int(self.meta["input"]["size_divisibility"]), MAX_BATCH):
+        for chunk in forward_groups(inputs, int(self.meta["input"]["size_divisibility"])):
             for i, dets in zip(chunk, self._forward([inputs[i] for i in chunk], min_score)):
                 results[i] = dets
         return results  # type: ignore[return-value]
