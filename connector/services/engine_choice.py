@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import io
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select

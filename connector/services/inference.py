@@ -14,7 +14,6 @@ import json
 import time
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from model_store import Store
