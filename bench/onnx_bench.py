@@ -56,7 +56,8 @@ def quantized_copy(folder: Path, target: Path) -> Path:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from connector.inference.onnx_export import METADATA_KEY, METADATA_NAME, ONNX_NAME
+    from connector.inference.onnx_export import METADATA_KEY
+    from connector.modeling.artifacts import ONNX as ONNX_NAME, ONNX_METADATA as METADATA_NAME
     target.mkdir(parents=True, exist_ok=True)
     quantize_dynamic(str(folder / ONNX_NAME), str(target / ONNX_NAME), weight_type=QuantType.QUInt8)
     model = onnx.load(str(target / ONNX_NAME))

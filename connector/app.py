@@ -28,7 +28,8 @@ from .routing import SnakeCaseResolver
 from .security import api_key_handler
 from .security.throttle import FailedAuthThrottle
 from .services import dataset_suggestions
-from .services.inference import predictor_loader, publish, warm_published
+from .services.engine_choice import predictor_loader
+from .services.inference import publish, warm_published
 from .spec import SPEC_DIR, SPEC_FILE, load_spec
 from .studio import blueprint as studio_blueprint
 from .validation import ControlCharacterGuard, validator_map
@@ -45,14 +46,15 @@ def problem(status: int, title: str, detail: str, headers: dict | None = None, *
 def _start_parts(config: dict, store: Store) -> AppContext:
     """Build and start the background parts, in the order AppContext.close() undoes."""
     model_thread = ModelThread()  # before the cache: it closes after it
-    predictors = PredictorCache(predictor_loader(store, config["inference"]["torch_threads"], model_thread),
+    predictors = PredictorCache(predictor_loader(store, config, model_thread),
                                 config["inference"]["cache_size"])
     threading.Thread(target=warm_published, args=(store, predictors), name="warm-predictors", daemon=True).start()
     # Before the runs: closed after them, so that events of runs stopped by a shutdown are stored first.
     webhooks = WebhookDispatcher(store, config)
     webhooks.start()
     # The promotion gate publishes through the publish service: the cache warms, the webhook fires.
-    runs = RunManager(store, config, publish=lambda model_id, number: publish(store, predictors, model_id, number))
+    runs = RunManager(store, config, publish=lambda model_id, number: publish(
+        store, config, model_thread, predictors, model_id, number))
     runs.start()
     scheduler = RetrainScheduler(store, config, runs.submit)
     scheduler.start()

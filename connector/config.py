@@ -128,6 +128,15 @@ DEFAULTS: dict[str, Any] = {
         # right; a number applies that one value to every label instead.
         "default_threshold": None,
         "max_batch": 16,
+        # What runs published versions: auto (ONNX Runtime when the version's ONNX export predicts
+        # what torch predicts, checked at publish; torch otherwise), onnxruntime (publish fails when
+        # it cannot), torch (never exported). See connector/services/engine_choice.py.
+        "engine": "auto",
+        # Intra-op threads of each ONNX Runtime session. Requests run their forward passes in
+        # parallel on the request threads, so 1 thread each uses the cores with the least waiting.
+        "onnx_threads": 1,
+        # How many of the version's evaluation images the publish-time check compares on.
+        "verify_images": 8,
     },
     "webhooks": {
         # Deliveries wait in the store and are retried: attempt n waits
@@ -189,6 +198,10 @@ DEFAULTS: dict[str, Any] = {
 FREE_FORM = {"training.overrides", "suggestions.labeling_settings"}
 
 
+# The values a setting may take where its kind alone does not say enough.
+CHOICES = {"inference.engine": ("auto", "onnxruntime", "torch")}
+
+
 class ConfigError(ValueError):
     """A setting that does not exist or has a value of the wrong kind."""
 
@@ -220,6 +233,8 @@ def _deep_merge(base: dict, override: Mapping, source: str, prefix: str = "") ->
         if not _kind_ok(base[key], value):
             raise ConfigError(f"{source}: {path} must be {type(base[key]).__name__}, "
                               f"not {type(value).__name__} ({value!r})")
+        if path in CHOICES and value not in CHOICES[path]:
+            raise ConfigError(f"{source}: {path} must be one of {', '.join(CHOICES[path])}, not {value!r}")
         if isinstance(base[key], dict) and path not in FREE_FORM:
             _deep_merge(base[key], value, source, path + ".")
         else:

@@ -1,8 +1,12 @@
 """Checking and decoding user images, once, with every guard in one place.
 
-A file is accepted only if Pillow fully decodes it, its format is allowed,
+A file is stored only if Pillow fully decodes it, its format is allowed,
 its size is within limits and its dimensions are read from the header before
 any pixel is decoded (the decompression-bomb guard).
+
+Detect does not store the picture and decodes it only once, for the model (a large JPEG at
+reduced scale): ``check_header`` applies every guard that needs no pixels, and the caller
+decodes the image it returns.
 """
 from __future__ import annotations
 
@@ -25,9 +29,12 @@ class CheckedImage:
     decoded: Image.Image | None = field(default=None, repr=False, compare=False)  # first frame, as loaded
 
     def rgb(self) -> Image.Image:
-        """The picture as users see it (EXIF-rotated, RGB), without decoding the file again."""
+        """The picture as users see it (EXIF-rotated, RGB), without decoding the file again; the
+        decoded image itself when it is already that (callers must not draw on it)."""
         img = self.decoded if self.decoded is not None else Image.open(io.BytesIO(self.data))
-        return ImageOps.exif_transpose(img).convert("RGB")
+        if img.getexif().get(0x0112, 1) != 1:  # exif_transpose copies even an upright picture
+            img = ImageOps.exif_transpose(img)
+        return img if img.mode == "RGB" else img.convert("RGB")
 
 
 def _open_header(data: bytes, name: str) -> Image.Image:
@@ -42,8 +49,10 @@ def _open_header(data: bytes, name: str) -> Image.Image:
             raise Unsupported(f"{name}: not a recognised image (jpeg, png, bmp, gif, webp)") from exc
 
 
-def check_image(data: bytes, limits: dict, name: str = "image") -> CheckedImage:
-    """Validate raw bytes as an image; raise an OdError naming what is wrong."""
+def check_header(data: bytes, limits: dict, name: str = "image") -> Image.Image:
+    """The picture opened but not decoded, once its size in bytes, format and dimensions (from
+    the header) are within limits; raise an OdError naming what is wrong. Decoding it may still
+    find the data corrupt."""
     if not data:
         raise Invalid(f"{name}: the file is empty (0 bytes)")
     if len(data) > limits["max_image_bytes"]:
@@ -60,11 +69,25 @@ def check_image(data: bytes, limits: dict, name: str = "image") -> CheckedImage:
         raise Invalid(f"{name}: {width}x{height} px is under the minimum of {lo} px per side")
     try:
         img.seek(0)  # GIF/WebP: the first frame is the image
+    except Exception as exc:
+        raise corrupt(name, exc) from exc
+    return img
+
+
+def corrupt(name: str, exc: Exception) -> Invalid:
+    """The error for a picture whose header is fine but whose pixels do not decode."""
+    return Invalid(f"{name}: the image data is corrupt or truncated ({exc})")
+
+
+def check_image(data: bytes, limits: dict, name: str = "image") -> CheckedImage:
+    """Validate raw bytes as an image, decoding it in full; raise an OdError naming what is wrong."""
+    img = check_header(data, limits, name)
+    try:
         img.load()
     except Exception as exc:
-        raise Invalid(f"{name}: the image data is corrupt or truncated ({exc})") from exc
+        raise corrupt(name, exc) from exc
     w, h = oriented_size(img)
-    return CheckedImage(data=data, format=fmt, width=w, height=h, decoded=img)
+    return CheckedImage(data=data, format=(img.format or "").upper(), width=w, height=h, decoded=img)
 
 
 def oriented_size(img: Image.Image) -> tuple[int, int]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import datetime as dt
 
 from model_store.schema import (ApiKey, AttentionEvent, CapturedImage, Dataset, Draft, GateEntry, Image, Job, Label,
-                                Model, Region, Schedule, TrainingRun, Version, WebhookDelivery, WebhookSubscription, WeightFile)
+                                Model, Region, Schedule, TrainingRun, Version, VersionEngine, WebhookDelivery,
+                                WebhookSubscription, WeightFile)
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -84,6 +85,7 @@ def version_view(v: Version, model: Model | None = None) -> dict:
         "imageCount": len(v.data_snapshot.get("train", [])) + len(v.data_snapshot.get("evaluation", [])),
         "metrics": v.metrics,
         "performanceScore": v.metrics.get("score"),
+        "engine": engine_view(v.engine),
         "startedFrom": v.started_from,
         "durationSeconds": round(v.duration_s, 2),
         "iterations": v.iterations,
@@ -94,6 +96,14 @@ def version_view(v: Version, model: Model | None = None) -> dict:
         out["published"] = model.published_version_id == v.id
         out["lastTrained"] = model.last_trained_version_id == v.id
     return out
+
+
+def engine_view(record: VersionEngine | None) -> dict | None:
+    """What serves a version, as decided when it was published (None: never decided)."""
+    if record is None:
+        return None
+    return {"name": record.name, "reason": record.reason, "verifiedOn": record.verified_on,
+            "imageSource": record.image_source, "setting": record.setting, "decided": iso(record.decided_at)}
 
 
 def run_view(run: TrainingRun, base_url: str = "") -> dict:

@@ -126,6 +126,23 @@ class Version(Base):
     archived_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     __table_args__ = (UniqueConstraint("model_id", "number", name="uq_version_number"),)
 
+    # Loaded with the version (a join): its view shows it, also after the session closed.
+    engine: Mapped[Optional["VersionEngine"]] = relationship(lazy="joined")
+
+
+class VersionEngine(Base):
+    """What serves a version, torch or onnxruntime, as decided when it was last published
+    (connector/services/engine_choice.py). Its own table: the version stays as it was trained,
+    and every server process reads the decision instead of exporting and checking again."""
+    __tablename__ = "version_engines"
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(16))           # torch | onnxruntime
+    reason: Mapped[str] = mapped_column(String(2048))        # the check's outcome, the export's error, or the setting
+    verified_on: Mapped[int] = mapped_column(Integer, default=0)  # pictures both engines were compared on
+    image_source: Mapped[Optional[str]] = mapped_column(String(16))  # evaluation | training | drawn
+    setting: Mapped[str] = mapped_column(String(16))         # inference.engine when it was decided
+    decided_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
 
 class TrainingRun(Base):
     __tablename__ = "training_runs"

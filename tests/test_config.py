@@ -26,6 +26,8 @@ def test_defaults_file_env_and_overrides_merge(tmp_path):
     ({"file": "server: {tune_malloc: 3}\n"}, "server.tune_malloc must be bool, not int (3)"),
     ({"file": "server: 8080\n"}, "server must be dict, not int (8080)"),
     ({"file": "server: [\n"}, "not valid YAML"),
+    ({"env": {"ODCONNECT_INFERENCE__ENGINE": "onnx"}},
+     "inference.engine must be one of auto, onnxruntime, torch, not 'onnx'"),
 ])
 def test_unknown_keys_and_wrong_kinds_are_errors_naming_the_setting(tmp_path, source, message):
     f = None

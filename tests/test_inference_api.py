@@ -20,9 +20,11 @@ from tests.training_data import shapes_image, trained_app
 pytestmark = pytest.mark.slow
 
 # An untrained-looking tiny model scores below detectron2's default 0.05 test threshold;
-# letting every candidate through makes boxes to draw, filter and count.
+# letting every candidate through makes boxes to draw, filter and count. These tests are about
+# the torch engine (the model thread); tests/test_engines.py serves through both.
 INFER = {**TINY, "training": {**TINY["training"], "overrides": {
-    **TINY["training"]["overrides"], "MODEL.RETINANET.SCORE_THRESH_TEST": 0.0}}}
+    **TINY["training"]["overrides"], "MODEL.RETINANET.SCORE_THRESH_TEST": 0.0}},
+    "inference": {"engine": "torch"}}
 
 
 @pytest.fixture(scope="module")
@@ -171,12 +173,12 @@ def test_concurrent_detects_during_publish_switches(trained):
 
 def test_loading_and_every_forward_pass_run_on_the_model_thread(trained):
     """One thread owns the models, so the process keeps one OpenMP team (see model_thread)."""
-    from connector.inference.model_thread import ThreadBoundPredictor
+    from connector.inference.engines import TorchEngine
     api, m = trained
     api.post(f"/models/{m['id']}/versions/1/publish")
     parts = api.app.odconnect
     predictor = parts.predictors.get(api.get(f"/models/{m['id']}/versions/1").json()["id"])
-    assert isinstance(predictor, ThreadBoundPredictor)
+    assert isinstance(predictor, TorchEngine)
     seen = set()
     hook = predictor.predictor.model.register_forward_pre_hook(lambda *_: seen.add(threading.get_ident()))
     try:

@@ -68,7 +68,7 @@ def quick_test(model_id, body=None, version=None, threshold=None, max_results=No
 
 def publish_version(model_id, version):
     c = ctx()
-    return svc.publish(c.store, c.predictors, model_id, version)
+    return svc.publish(c.store, c.config, c.model_thread, c.predictors, model_id, version)
 
 
 def unpublish_model(model_id):

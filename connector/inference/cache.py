@@ -40,6 +40,11 @@ class PredictorCache:
                 self.loading.pop(version_id, None)
             return predictor
 
+    def discard(self, version_id: int) -> None:
+        """Forget a version's predictor (requests holding it finish with it); the next get loads it."""
+        with self.lock:
+            self.items.pop(version_id, None)
+
     def __contains__(self, version_id: int) -> bool:
         with self.lock:
             return version_id in self.items

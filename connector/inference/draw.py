@@ -18,7 +18,7 @@ def draw_detections(image: Image.Image, detections: list[dict]) -> bytes:
 
     `detections` use absolute pixels: {labelIndex, tagName, probability, x0, y0, x1, y1}.
     """
-    canvas = image.convert("RGB").copy()
+    canvas = image.copy() if image.mode == "RGB" else image.convert("RGB")  # never draw on the caller's
     draw = ImageDraw.Draw(canvas)
     width = max(2, round(min(canvas.size) / 200))
     font = ImageFont.load_default(size=max(12, round(min(canvas.size) / 30)))

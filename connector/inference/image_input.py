@@ -19,7 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["ModelInput", "resized_size", "prepare", "batch_tensor"]
+__all__ = ["ModelInput", "resized_size", "prepare", "batch_tensor", "forward_groups", "MAX_PER_PASS"]
+
+# Most pictures in one forward pass, either engine: a bound on activation memory.
+MAX_PER_PASS = 8
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,11 @@ class ModelInput:
     def width(self) -> int:
         return self.pixels.shape[1]
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the picture as users see it, which boxes are given in (as PIL's ``size``)."""
+        return self.original_width, self.original_height
+
 
 def resized_size(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
     """(new_height, new_width) as detectron2's ``ResizeShortestEdge.get_output_shape``."""
@@ -51,29 +59,39 @@ def resized_size(height: int, width: int, min_size: int, max_size: int) -> tuple
     return int(new_h + 0.5), int(new_w + 0.5)
 
 
-def _oriented(img: Image.Image) -> tuple[int, int, bool]:
-    """(width, height) as users see the picture, and whether EXIF rotates it by 90 degrees."""
-    turned = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+ORIENTATION = 0x0112  # the EXIF tag; 1 (or none) means stored upright
+
+
+def _oriented(img: Image.Image) -> tuple[int, int, int]:
+    """(width, height) as users see the picture, and its EXIF orientation."""
+    orientation = img.getexif().get(ORIENTATION, 1)
     w, h = img.size
-    return (h, w, True) if turned else (w, h, False)
+    return (h, w, orientation) if orientation in (5, 6, 7, 8) else (w, h, orientation)
 
 
-def prepare(source: bytes | Image.Image, min_size: int, max_size: int, draft: bool = True) -> ModelInput:
+def prepare(source: bytes | Image.Image | ModelInput, min_size: int, max_size: int, draft: bool = True) -> ModelInput:
     """Decode (if needed), EXIF-rotate and resize ``source`` for a model with these test sizes.
 
     ``source`` is encoded image bytes or a PIL image; a PIL JPEG that is not loaded yet (as
     ``Image.open`` returns it) is decoded at reduced scale when ``draft`` allows it. A loaded
-    image is used as it is (EXIF orientation is applied to both, as detect does).
+    image is used as it is (EXIF orientation is applied to both, as detect does). A
+    :class:`ModelInput` made for these sizes is returned as it is.
     """
+    if isinstance(source, ModelInput):
+        if (source.height, source.width) != resized_size(source.original_height, source.original_width,
+                                                         min_size, max_size):
+            raise ValueError("this ModelInput was prepared for a model of other test sizes")
+        return source
     img = Image.open(io.BytesIO(source)) if isinstance(source, (bytes, bytearray, memoryview)) else source
-    width, height, turned = _oriented(img)
+    width, height, orientation = _oriented(img)
     new_h, new_w = resized_size(height, width, min_size, max_size)
     if draft and img.format == "JPEG":
         # libjpeg shrinks by the largest of 1/2, 1/4, 1/8 that keeps at least the requested
         # size (none when the photo is under twice the size); asked in stored orientation.
         # A loaded image ignores it.
-        img.draft("RGB", (new_h, new_w) if turned else (new_w, new_h))
-    img = ImageOps.exif_transpose(img)  # a no-op (same object) without an orientation tag
+        img.draft("RGB", (new_h, new_w) if orientation in (5, 6, 7, 8) else (new_w, new_h))
+    if orientation != 1:  # exif_transpose copies even an upright picture
+        img = ImageOps.exif_transpose(img)
     if img.mode != "RGB":
         img = img.convert("RGB")
     if img.size != (new_w, new_h):
@@ -100,3 +118,15 @@ def batch_tensor(inputs: list[ModelInput], channel_order: str, pad_value: list[f
         pixels = x.pixels[:, :, ::-1] if channel_order == "BGR" else x.pixels
         out[i, :, :x.height, :x.width] = pixels.transpose(2, 0, 1)  # the one converting copy
     return out
+
+
+def forward_groups(inputs: list[ModelInput], divisibility: int, max_batch: int = MAX_PER_PASS) -> list[list[int]]:
+    """Indexes of ``inputs`` that share a forward pass: those padding to the same size, at most
+    ``max_batch`` at a time. Pictures of different sizes do not share one: the larger padding
+    would add anchors over the padded area, which could change the smaller picture's boxes."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, x in enumerate(inputs):
+        key = (-(-x.height // divisibility) * divisibility, -(-x.width // divisibility) * divisibility)
+        groups.setdefault(key, []).append(i)
+    return [members[start:start + max_batch] for members in groups.values()
+            for start in range(0, len(members), max_batch)]

@@ -10,6 +10,7 @@ of a forward pass then pays for waking them up. On 2 cores that made a detect ~4
 
 So loading, warming, predicting and exporting all happen here, one call at a time (on 2 cores
 two concurrent forward passes would only slow each other down), and callers wait for the result.
+onnxruntime does not need it: its sessions keep their own thread pools (see engines.py).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Callable, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["ModelThread", "ThreadBoundPredictor"]
+__all__ = ["ModelThread"]
 
 
 class ModelThread:
@@ -44,22 +45,3 @@ class ModelThread:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-class ThreadBoundPredictor:
-    """A :class:`~connector.modeling.predictor.Predictor` whose predictions run on a ModelThread."""
-
-    def __init__(self, predictor, thread: ModelThread):
-        self.predictor = predictor
-        self.thread = thread
-
-    @property
-    def labels(self) -> list[str]:
-        return self.predictor.labels
-
-    @property
-    def cfg(self):
-        return self.predictor.cfg
-
-    def predict(self, image, min_score: float = 0.05):
-        return self.thread.call(self.predictor.predict, image, min_score)

@@ -34,12 +34,10 @@ import numpy as np
 
 from model_store import atomic_write
 
-__all__ = ["OnnxExportError", "export_onnx", "ONNX_NAME", "ROI_HEADS_NAME", "METADATA_NAME",
-           "METADATA_KEY", "FORMAT", "OPSET"]
+from ..modeling.artifacts import ONNX, ONNX_METADATA, ONNX_ROI_HEADS, VersionFiles
 
-ONNX_NAME = "model.onnx"
-ROI_HEADS_NAME = "model_roi_heads.onnx"
-METADATA_NAME = "onnx.json"
+__all__ = ["OnnxExportError", "export_onnx", "METADATA_KEY", "FORMAT", "OPSET"]
+
 METADATA_KEY = "odconnect"  # metadata_props key holding the JSON of onnx.json
 FORMAT = "odconnect-onnx/1"
 # RoiAlign's half-pixel mode (detectron2's ROIAlignV2) needs 16; 17 is what runtimes commonly expect.
@@ -160,7 +158,8 @@ def _load_model(folder: Path):
 
     from ..modeling.predictor import _disable_pretrained_loading, _register_custom_backbones, load_cfg
 
-    config_path, weights_path = folder / "config.yaml", folder / "model_final.pth"
+    files = VersionFiles.at(folder)
+    config_path, weights_path = files.config, files.weights
     for path in (config_path, weights_path):
         if not path.is_file():
             raise OnnxExportError(f"{path.name} is missing from the version's folder")
@@ -245,7 +244,7 @@ def _metadata(cfg, model, levels: list[str]) -> dict:
         "preset": str(cfg.get("ODCONNECT", {}).get("PRESET", "")),
         "labels": list(cfg.ODCONNECT.LABELS) if "ODCONNECT" in cfg else [],
         "opset": OPSET,
-        "graphs": {"network": ONNX_NAME, **({"roi_heads": ROI_HEADS_NAME} if arch == "faster_rcnn" else {})},
+        "graphs": {"network": ONNX, **({"roi_heads": ONNX_ROI_HEADS} if arch == "faster_rcnn" else {})},
         "input": {
             "name": "image",
             "layout": "NCHW float32",
@@ -383,8 +382,8 @@ def _trace(model, traced_at, checked_at):
         network = RetinaNetNetwork(model).eval()
         outputs = [f"scores_{f}" for f in levels] + [f"deltas_{f}" for f in levels]
         dyn = {**dyn_image, **{o: {0: "batch", 1: f"anchors_{o.split('_')[1]}"} for o in outputs}}
-        graphs[ONNX_NAME] = _to_onnx(network, (traced_at,), ["image"], outputs, dyn)
-        checks.append((ONNX_NAME, network, {"image": checked_at}))
+        graphs[ONNX] = _to_onnx(network, (traced_at,), ["image"], outputs, dyn)
+        checks.append((ONNX, network, {"image": checked_at}))
     else:
         levels = list(model.proposal_generator.in_features)
         roi_levels = list(model.roi_heads.box_in_features)
@@ -395,8 +394,8 @@ def _trace(model, traced_at, checked_at):
                **{f"features_{f}": {0: "batch", 2: f"height_{f}", 3: f"width_{f}"} for f in roi_levels},
                **{f"objectness_{f}": {0: "batch", 1: f"anchors_{f}"} for f in levels},
                **{f"rpn_deltas_{f}": {0: "batch", 1: f"anchors_{f}"} for f in levels}}
-        graphs[ONNX_NAME] = _to_onnx(network, (traced_at,), ["image"], outputs, dyn)
-        checks.append((ONNX_NAME, network, {"image": checked_at}))
+        graphs[ONNX] = _to_onnx(network, (traced_at,), ["image"], outputs, dyn)
+        checks.append((ONNX, network, {"image": checked_at}))
 
         heads = RoiHeads(model).eval()
         with torch.no_grad():
@@ -407,11 +406,11 @@ def _trace(model, traced_at, checked_at):
                **{f"rois_{f}": {0: f"rois_{f}"} for f in roi_levels},
                "probs": {0: "rois"}, "deltas": {0: "rois"}}
         traced_rois = _sample_rois(roi_levels, 24, tuple(traced_at.shape[-2:]))
-        graphs[ROI_HEADS_NAME] = _to_onnx(heads, (*traced_features, *traced_rois), names,
+        graphs[ONNX_ROI_HEADS] = _to_onnx(heads, (*traced_features, *traced_rois), names,
                                           ["probs", "deltas"], dyn)
         checked_rois = _sample_rois(roi_levels, 31, tuple(checked_at.shape[-2:]))
         checked_rois[-1][:, 0] = 1  # RoIs on the second image of the batch too
-        checks.append((ROI_HEADS_NAME, heads, dict(zip(names, [*checked_features, *checked_rois]))))
+        checks.append((ONNX_ROI_HEADS, heads, dict(zip(names, [*checked_features, *checked_rois]))))
     return levels, graphs, checks
 
 
@@ -423,7 +422,7 @@ def export_onnx(folder: str | Path, force: bool = False) -> Path:
     exported graphs do not compute what the torch model computes.
     """
     folder = Path(folder)
-    meta_path = folder / METADATA_NAME
+    meta_path = folder / ONNX_METADATA
     if meta_path.is_file() and not force:
         meta = json.loads(meta_path.read_text())
         if all((folder / name).is_file() for name in meta.get("graphs", {}).values()):

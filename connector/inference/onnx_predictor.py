@@ -18,14 +18,13 @@ import numpy as np
 from PIL import Image
 
 from . import onnx_postprocess as post
-from .image_input import ModelInput, batch_tensor, prepare
-from .onnx_export import FORMAT, METADATA_KEY, ONNX_NAME
+from .engines import ONNXRUNTIME
+from .image_input import ModelInput, batch_tensor, forward_groups, prepare
+from .onnx_export import FORMAT, METADATA_KEY
+from ..modeling.artifacts import ONNX
 from ..modeling.detection import Detection
 
 __all__ = ["OnnxPredictor", "read_metadata"]
-
-# Largest number of images in one forward pass: a bound on activation memory.
-MAX_BATCH = 8
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -40,6 +39,8 @@ def read_metadata(path: str | Path) -> dict:
 
 
 class OnnxPredictor:
+    engine = ONNXRUNTIME
+
     def __init__(self, folder: str | Path, num_threads: int | None = None) -> None:
         import onnxruntime as ort
 
@@ -53,13 +54,13 @@ class OnnxPredictor:
         def session(name: str):
             return ort.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
 
-        self.network = session(ONNX_NAME)
+        self.network = session(ONNX)
         meta = self.network.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if meta is None:
-            raise ValueError(f"{ONNX_NAME} has no '{METADATA_KEY}' metadata: not an odconnect export")
+            raise ValueError(f"{ONNX} has no '{METADATA_KEY}' metadata: not an odconnect export")
         self.meta = json.loads(meta)
         if self.meta.get("format") != FORMAT:
-            raise ValueError(f"{ONNX_NAME} is in format {self.meta.get('format')!r}, expected {FORMAT!r}")
+            raise ValueError(f"{ONNX} is in format {self.meta.get('format')!r}, expected {FORMAT!r}")
         self.architecture = self.meta["architecture"]
         self.roi_heads = session(self.meta["graphs"]["roi_heads"]) if self.architecture == "faster_rcnn" else None
         inp = self.meta["input"]
@@ -75,11 +76,11 @@ class OnnxPredictor:
 
     # ------------------------------------------------------------------ public
 
-    def prepare(self, image: Image.Image | bytes) -> ModelInput:
+    def prepare(self, image: Image.Image | bytes | ModelInput) -> ModelInput:
         """The picture decoded (at reduced scale when it is a large, not yet loaded JPEG) and resized."""
         return prepare(image, self.min_size, self.max_size)
 
-    def predict(self, image: Image.Image | bytes, min_score: float = 0.05) -> list[Detection]:
+    def predict(self, image: Image.Image | bytes | ModelInput, min_score: float = 0.05) -> list[Detection]:
         """Detections on one picture, absolute pixels of the original, highest score first.
 
         Unlike the torch predictor, EXIF orientation is applied here (pictures that are already
@@ -92,15 +93,11 @@ class OnnxPredictor:
         return self.predict_inputs([self.prepare(im) for im in images], min_score)
 
     def predict_inputs(self, inputs: list[ModelInput], min_score: float = 0.05) -> list[list[Detection]]:
+        """Detections per prepared picture; pictures that pad to the same size share a forward pass."""
         results: list[list[Detection] | None] = [None] * len(inputs)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, x in enumerate(inputs):
-            groups.setdefault(self._padded(x.height, x.width), []).append(i)
-        for members in groups.values():
-            for start in range(0, len(members), MAX_BATCH):
-                chunk = members[start:start + MAX_BATCH]
-                for i, dets in zip(chunk, self._forward([inputs[i] for i in chunk], min_score)):
-                    results[i] = dets
+        for chunk in forward_groups(inputs, int(self.meta["input"]["size_divisibility"])):
+            for i, dets in zip(chunk, self._forward([inputs[i] for i in chunk], min_score)):
+                results[i] = dets
         return results  # type: ignore[return-value]
 
     def warm_up(self) -> None:
@@ -109,10 +106,6 @@ class OnnxPredictor:
         self.predict_inputs([ModelInput(np.zeros((size, size, 3), np.uint8), size, size)])
 
     # ------------------------------------------------------------------ internals
-
-    def _padded(self, height: int, width: int) -> tuple[int, int]:
-        d = int(self.meta["input"]["size_divisibility"])
-        return -(-height // d) * d, -(-width // d) * d
 
     def _anchors(self, height: int, width: int) -> list[np.ndarray]:
         key = (height, width)

@@ -27,7 +27,7 @@ from typing import Iterable
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["VerifyReport", "compare", "verify"]
+__all__ = ["VerifyReport", "compare", "verify", "set_score_threshold"]
 
 
 @dataclass
@@ -133,3 +133,15 @@ def verify(torch_predictor, onnx_predictor, images: Iterable[tuple[str, Image.Im
                 name, min_score=min_score, min_iou=min_iou, prob_tol=prob_tol,
                 nms_iou=nms_iou, labels=onnx_predictor.labels)
     return report
+
+
+def set_score_threshold(torch_predictor, onnx_predictor, value: float) -> None:
+    """Make both engines keep candidates scoring above ``value`` (for predictors built for a check
+    only): a barely trained model keeps no box at its own threshold, and comparing no boxes
+    checks nothing of the post-processing."""
+    if onnx_predictor.architecture == "retinanet":
+        torch_predictor.model.test_score_thresh = value
+        onnx_predictor.meta["postprocess"]["score_thresh"] = value
+    else:  # Faster R-CNN: the box head's threshold
+        torch_predictor.model.roi_heads.box_predictor.test_score_thresh = value
+        onnx_predictor.meta["roi_heads"]["score_thresh"] = value

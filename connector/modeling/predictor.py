@@ -81,16 +81,31 @@ class Predictor:
     def labels(self) -> list[str]:
         return list(self._labels)
 
+    @property
+    def size_divisibility(self) -> int:
+        """What the model pads its input's height and width to a multiple of."""
+        return int(self.model.backbone.size_divisibility) or 1
+
     def predict_array(self, rgb: np.ndarray, min_score: float = 0.05) -> list[Detection]:
         """Detections on an HxWx3 uint8 RGB array, highest score first."""
         h, w = rgb.shape[:2]
-        image = self._resize.get_transform(rgb).apply_image(rgb)
-        if self.input_format == "BGR":
-            image = image[:, :, ::-1]
-        tensor = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)).astype("float32"))
+        return self.predict_resized([(self._resize.get_transform(rgb).apply_image(rgb), h, w)], min_score)[0]
+
+    def predict_resized(self, images: list[tuple[np.ndarray, int, int]],
+                        min_score: float = 0.05) -> list[list[Detection]]:
+        """Detections per picture, in one forward pass, of pictures already resized to the test
+        size: (HxWx3 uint8 RGB, original height, original width) each; boxes in the original's pixels."""
+        inputs = []
+        for rgb, h, w in images:
+            chw = (rgb[:, :, ::-1] if self.input_format == "BGR" else rgb).transpose(2, 0, 1)
+            tensor = torch.from_numpy(chw.astype(np.float32, order="C"))  # the one converting copy
+            inputs.append({"image": tensor.to(self.device), "height": h, "width": w})
         with self._lock, torch.inference_mode():
-            out = self.model([{"image": tensor.to(self.device), "height": h, "width": w}])[0]
-        inst = out["instances"].to("cpu")
+            outputs = self.model(inputs)
+        return [self._detections(out["instances"].to("cpu"), min_score) for out in outputs]
+
+    @staticmethod
+    def _detections(inst, min_score: float) -> list[Detection]:
         boxes = inst.pred_boxes.tensor.numpy().tolist()
         scores = inst.scores.numpy().tolist()
         classes = inst.pred_classes.numpy().tolist()

@@ -1,9 +1,11 @@
 """Detect, batch detect, quick test, suggest, export, publish: trained versions at work.
 
 The path of a detect request: one transaction resolves the model (id or name)
-to its published version -> the image is decoded once -> the predictor cache
-returns that version's warm predictor -> detectron2 -> boxes normalized to
-Custom Vision's shape, plus AI Builder's counts per label.
+to its published version -> the predictor cache returns that version's warm
+predictor (torch or onnxruntime, see engine_choice) -> the image's header is
+checked, then it is decoded once, straight to the model's input size -> the
+forward pass -> boxes normalized to Custom Vision's shape, plus AI Builder's
+counts per label.
 
 Which detections count: those at or above the caller's `threshold` when one is given (one
 value for every label), else each label's own threshold, chosen on validation images when the
@@ -16,16 +18,16 @@ import json
 import time
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from model_store import Store
 from model_store.schema import Model, Version
 
 from ..errors import Conflict, Invalid, OdError
-from ..imaging import check_image
+from ..imaging import check_header, check_image, corrupt
 from ..modeling.artifacts import VersionFiles
 from ..modeling.boxes import pixels_to_fraction
+from . import engine_choice
 from . import images as images_svc
 from . import webhooks
 from .catalog import get_model
@@ -96,37 +98,24 @@ def label_ids_today(model: Model, version: Version) -> tuple[int | None, ...]:
     return tuple(ids.get(n) for n in version.labels)
 
 
-def predictor_loader(store: Store, torch_threads: int | None, model_thread):
-    """What the cache calls on a miss: build the version's predictor and warm it up, on the
-    model thread (see connector.inference.model_thread), which will also run its predictions."""
-    from ..inference.model_thread import ThreadBoundPredictor
-
-    def build(folder: Path):
-        from ..modeling.predictor import Predictor
-        files = VersionFiles.at(folder)
-        predictor = Predictor(files.config, files.weights, num_threads=torch_threads)
-        predictor.warm_up()
-        return predictor
-
-    def load(version_id: int):
-        with store.transaction() as s:
-            folder = Path(s.get(Version, version_id).artifact_dir)
-        return ThreadBoundPredictor(model_thread.call(build, folder), model_thread)
-    return load
+def decode_for_detection(predictor, data: bytes, limits: dict, name: str = "image"):
+    """The picture ready for the predictor's model, decoded once (a large JPEG at reduced scale):
+    the same guards as uploads on the header (but small pictures are fine to detect on), and a
+    400 when the pixels do not decode."""
+    header = check_header(data, {**limits, "min_side": 1}, name)
+    try:
+        return predictor.prepare(header)
+    except Exception as exc:  # Pillow raises several types for broken data
+        raise corrupt(name, exc) from exc
 
 
-def decode_for_detection(data: bytes, limits: dict, name: str = "image"):
-    """Same guards as uploads, but small pictures are fine to detect on."""
+def decode_for_drawing(data: bytes, limits: dict, name: str = "image"):
+    """The whole picture, upright and RGB (the quick test draws on it; the predictor resizes it)."""
     return check_image(data, {**limits, "min_side": 1}, name).rgb()
 
 
-def detect(predictor, target: Target, image, threshold: float | None = None, max_results: int | None = None,
-           label_filter: tuple[str, ...] | list[str] | None = None) -> tuple[dict, list[dict]]:
-    """Run the predictor; answer in Custom Vision's and AI Builder's shapes.
-
-    ``threshold`` None: each label's own threshold (the version's). Returns the response body
-    and the kept detections in pixels (for drawing).
-    """
+def check_options(target: Target, threshold: float | None, label_filter) -> list[float]:
+    """Each label's threshold: the caller's one for every label, or (None) the version's own."""
     if threshold is not None and not 0 <= threshold <= 1:
         raise Invalid("threshold must be between 0 and 1")
     per_label = ([float(threshold)] * len(target.labels) if threshold is not None
@@ -135,10 +124,31 @@ def detect(predictor, target: Target, image, threshold: float | None = None, max
         unknown = sorted(set(label_filter) - set(target.labels))
         if unknown:
             raise Invalid(f"unknown labels {unknown}; this version detects {list(target.labels)}")
+    return per_label
+
+
+def detect(predictor, target: Target, image, threshold: float | None = None, max_results: int | None = None,
+           label_filter: tuple[str, ...] | list[str] | None = None) -> tuple[dict, list[dict]]:
+    """Run the predictor on one picture (a PIL image, or a ModelInput from decode_for_detection);
+    answer in Custom Vision's and AI Builder's shapes. ``threshold`` None: each label's own.
+
+    Returns the response body and the kept detections in pixels (for drawing).
+    """
+    per_label = check_options(target, threshold, label_filter)
     started = time.perf_counter()
-    width, height = image.size
+    detections = predictor.predict(image, min_score=min(per_label, default=FALLBACK_THRESHOLD))
+    return answer(target, detections, image.size, per_label, max_results, label_filter,
+                  time.perf_counter() - started)
+
+
+def answer(target: Target, detections, size: tuple[int, int], per_label: list[float], max_results: int | None,
+           label_filter, seconds: float) -> tuple[dict, list[dict]]:
+    """The detect response of a picture of ``size`` (width, height) from the predictor's detections,
+    keeping those at or above their label's threshold, and the kept detections in pixels."""
+    started = time.perf_counter()
+    width, height = size
     kept = []
-    for det in predictor.predict(image, min_score=min(per_label, default=FALLBACK_THRESHOLD)):
+    for det in detections:
         name = target.labels[det.label_index]
         if (label_filter and name not in label_filter) or det.score < per_label[det.label_index]:
             continue
@@ -163,22 +173,23 @@ def detect(predictor, target: Target, image, threshold: float | None = None, max
         "predictions": predictions,
         "counts": [{"tagName": n, "count": c} for n, c in counts.items()],
         "totalCount": len(kept),
-        "durationMs": round((time.perf_counter() - started) * 1000, 1),
+        "durationMs": round((seconds + time.perf_counter() - started) * 1000, 1),
     }
     return body, kept
 
 
-def publish(store: Store, cache, model_ref, version_ref) -> dict:
-    """Load and warm the version first, then switch the pointer in one short transaction."""
+def publish(store: Store, config: dict, model_thread, predictors, model_ref, version_ref) -> dict:
+    """Decide the engine (engine_choice), load and warm the version, then switch the pointer in one
+    short transaction. The API and the promotion gate both publish through here."""
     target = resolve(store, model_ref, str(version_ref), "published")
-    cache.get(target.version_id)
+    engine = engine_choice.serve(store, config, model_thread, predictors, target.version_id)
     with store.transaction() as s:
         model = s.get(Model, target.model_id)
         previous = model.published_version_id
         model.published_version_id = target.version_id
     webhooks.emit_version_published(store, target.model_id, target.version_id, previous)  # never raises
     return {"modelId": target.model_id, "published": target.version_number,
-            "previousVersionId": previous, "versionId": target.version_id}
+            "previousVersionId": previous, "versionId": target.version_id, "engine": engine.name}
 
 
 def unpublish(store: Store, model_ref) -> dict:
@@ -207,11 +218,12 @@ def warm_published(store: Store, cache) -> None:
 # --- the use cases the API calls -------------------------------------------------------------
 
 def _detect_on(ctx: "AppContext", target: Target, data: bytes, name: str, options: DetectOptions,
-               predictor=None):
-    image = decode_for_detection(data, ctx.limits, name)
+               for_drawing: bool = False, predictor=None):
+    predictor = predictor or ctx.predictors.get(target.version_id)
+    image = (decode_for_drawing(data, ctx.limits, name) if for_drawing
+             else decode_for_detection(predictor, data, ctx.limits, name))
     threshold = ctx.config["inference"]["default_threshold"] if options.threshold is None else options.threshold
-    body, kept = detect(predictor or ctx.predictors.get(target.version_id), target, image, threshold,
-                        options.max_results, options.labels)
+    body, kept = detect(predictor, target, image, threshold, options.max_results, options.labels)
     return body, kept, image
 
 
@@ -220,12 +232,18 @@ def _serve(ctx: "AppContext", target: Target, data: bytes, name: str, options: D
     """Detect on the published version, then hand what it saw to capture and monitoring: a
     non-blocking hand-over after the answer is computed (connector/jobs/production.py)."""
     seen = SeenPredictor(ctx.predictors.get(target.version_id))
-    body = _detect_on(ctx, target, data, name, options, seen)[0]
+    body = _detect_on(ctx, target, data, name, options, predictor=seen)[0]
+    _observe(ctx, target, operation, correlation_id, data, body, seen.found, seen.min_score)
+    return body
+
+
+def _observe(ctx: "AppContext", target: Target, operation: str, correlation_id: str | None, data: bytes,
+             body: dict, found, threshold: float) -> None:
+    """Hand an answered image to capture and monitoring (never blocks, never raises)."""
     ctx.production.observe(Served(
         target.model_id, target.version_id, target.labels, operation, correlation_id, data,
-        body["image"]["width"], body["image"]["height"], tuple(seen.found), seen.min_score,
+        body["image"]["width"], body["image"]["height"], tuple(found), threshold,
         tuple(p["tagName"] for p in body["predictions"])))
-    return body
 
 
 def detect_image(ctx: "AppContext", model_ref, data: bytes, name: str, options: DetectOptions,
@@ -247,13 +265,27 @@ def detect_batch(ctx: "AppContext", model_ref, items: list[tuple[str, Callable[[
     if len(items) > limit:
         raise Invalid(f"{len(items)} images is over the batch limit of {limit}")
     target = resolve(ctx.store, model_ref, None, "published")
-    results = []
+    threshold = ctx.config["inference"]["default_threshold"] if options.threshold is None else options.threshold
+    per_label = check_options(target, threshold, options.labels)
+    predictor = ctx.predictors.get(target.version_id)
+    results: list[dict] = []
+    ready = []  # (index in results, the decoded picture, its bytes)
     for name, read in items:
         try:
-            results.append({"name": name, "status": "ok",
-                            "result": _serve(ctx, target, read(), name, options, "batch", correlation_id)})
+            data = read()
+            ready.append((len(results), decode_for_detection(predictor, data, ctx.limits, name), data))
+            results.append({"name": name, "status": "ok"})
         except OdError as exc:
             results.append({"name": name, "status": "error", "error": {"status": exc.status, "detail": exc.detail}})
+    if ready:  # pictures that pad to the same size share a forward pass (connector/inference/engines.py)
+        started = time.perf_counter()
+        # every box the version scores: capture and monitoring also see those under the threshold
+        found = predictor.predict_inputs([x for _, x, _ in ready], 0.0)
+        share = (time.perf_counter() - started) / len(ready)
+        for (index, x, data), dets in zip(ready, found):
+            body = answer(target, dets, x.size, per_label, options.max_results, options.labels, share)[0]
+            results[index]["result"] = body
+            _observe(ctx, target, "batch", correlation_id, data, body, dets, min(per_label, default=FALLBACK_THRESHOLD))
     return {"model": {"id": target.model_id, "name": target.model_name}, "version": target.version_number,
             "results": results}
 
@@ -263,7 +295,7 @@ def quick_test(ctx: "AppContext", model_ref, version_ref: str | None, data: byte
     """Detect with a trained version (the last trained by default) and draw the boxes: (answer, PNG)."""
     from ..inference.draw import draw_detections
     target = resolve(ctx.store, model_ref, version_ref, "lastTrained")
-    body, kept, image = _detect_on(ctx, target, data, name, options)
+    body, kept, image = _detect_on(ctx, target, data, name, options, for_drawing=True)
     return body, draw_detections(image, kept)
 
 

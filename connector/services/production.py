@@ -41,6 +41,9 @@ class SeenPredictor:
         self.found: list = []  # Detection-like (label_index, score, x0, y0, x1, y1), highest first
         self.min_score: float = 0.0
 
+    def prepare(self, picture):
+        return self.predictor.prepare(picture)
+
     def predict(self, image, min_score: float = 0.05):
         self.found, self.min_score = self.predictor.predict(image, 0.0), min_score
         return [d for d in self.found if d.score >= min_score]
@@ -65,4 +68,4 @@ class Served:
     @property
     def top(self) -> float:
         """The image's top probability: the highest score of any box, 0.0 when there is none."""
-        return float(self.found[0].score) if self.found else 0.0
+        return max((float(d.score) for d in self.found), default=0.0)

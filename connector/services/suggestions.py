@@ -22,7 +22,7 @@ from .catalog import get_dataset, get_model
 def predicted_boxes(predictor, target: inference.Target, data: bytes, threshold: float | None) -> list[dict]:
     """The version's boxes on an image, as suggestions: {labelId, left, top, width, height, probability}.
 
-    `predictor` runs on the model thread (a ThreadBoundPredictor from the predictor cache)."""
+    `predictor` is the version's from the predictor cache (either engine, see connector/inference/engines.py)."""
     result, _ = inference.detect(predictor, target, load_rgb(data), threshold)
     return [{"labelId": p["tagId"], "probability": p["probability"], **p["boundingBox"]}
             for p in result["predictions"]]
