@@ -1,4 +1,4 @@
-"""The `odconnect` command: thin wrappers over create_app and the services."""
+"""The `odconnect` command: the server (serve, weights, connector, db) and the client commands that talk to a running server."""
 from __future__ import annotations
 
 import argparse
@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--host", help="your server's host[:port] (default: a placeholder to set at import)")
     export.add_argument("--scheme", choices=["https", "http"], help="scheme the connector calls (default: https)")
     export.set_defaults(func=cmd_connector_export)
+    from .client import register as register_client_commands
+    register_client_commands(sub)
     return parser
 
 
