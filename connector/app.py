@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 import connexion
+from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from flask import Response, json
 
@@ -16,13 +16,16 @@ from .context import AppContext
 from .errors import OdError
 from .inference.cache import PredictorCache
 from .inference.model_thread import ModelThread
+from .jobs.reaper import RunReaper
 from .jobs.runs import RunManager
 from .jobs.scheduler import RetrainScheduler
+from .jobs.warmer import PublishedWarmer
 from .jobs.webhooks import WebhookDispatcher
-from .routes import SWAGGER_UI
+from .metrics import MetricsMiddleware, exposition
+from .routes import METRICS, SWAGGER_UI
 from .routing import SnakeCaseResolver
 from .security import api_key_handler
-from .services.inference import predictor_loader, warm_published
+from .services.inference import predictor_loader
 from .spec import SPEC_DIR, SPEC_FILE
 
 log = logging.getLogger("odconnect")
@@ -39,16 +42,23 @@ def _start_parts(config: dict, store: Store) -> AppContext:
     model_thread = ModelThread()  # before the cache: it closes after it
     predictors = PredictorCache(predictor_loader(store, config["inference"]["torch_threads"], model_thread),
                                 config["inference"]["cache_size"])
-    threading.Thread(target=warm_published, args=(store, predictors), name="warm-predictors", daemon=True).start()
+    warmer = PublishedWarmer(store, predictors, config["inference"]["warm_poll_seconds"])
+    warmer.start()
     # Before the runs: closed after them, so that events of runs stopped by a shutdown are stored first.
     webhooks = WebhookDispatcher(store, config)
     webhooks.start()
-    runs = RunManager(store, config)
+    if config["jobs"]["broker_url"]:
+        from .jobs.celery_app import CeleryRunner  # Celery is imported only where it is used
+        runs = CeleryRunner(store, config)
+    else:
+        runs = RunManager(store, config)
     runs.start()
+    reaper = RunReaper(store, config)
+    reaper.start()
     scheduler = RetrainScheduler(store, config, runs.submit)
     scheduler.start()
     return AppContext(config=config, store=store, model_thread=model_thread, predictors=predictors,
-                      webhooks=webhooks, runs=runs, scheduler=scheduler)
+                      webhooks=webhooks, runs=runs, reaper=reaper, scheduler=scheduler, warmer=warmer)
 
 
 def create_app(config: dict | None = None) -> connexion.FlaskApp:
@@ -63,6 +73,7 @@ def create_app(config: dict | None = None) -> connexion.FlaskApp:
         specification_dir=str(SPEC_DIR),
         security_map={"apiKey": api_key_handler(config["security"]["api_keys"])},
     )
+    app.add_middleware(MetricsMiddleware, position=MiddlewarePosition.BEFORE_SECURITY)  # after routing
     app.add_api(
         SPEC_FILE,
         resolver=SnakeCaseResolver(),
@@ -83,5 +94,11 @@ def create_app(config: dict | None = None) -> connexion.FlaskApp:
 
     context = _start_parts(config, store)
     flask_app.extensions["odconnect"] = context
+
+    @flask_app.get(METRICS)
+    def _metrics():  # for Prometheus, beside the API (no key: expose it only where scrapers reach)
+        body, content_type = exposition(context.store, context.config)
+        return Response(body, content_type=content_type)
+
     app.odconnect = context  # tests and the CLI reach the parts here
     return app

@@ -15,8 +15,11 @@ from model_store import Store
 if TYPE_CHECKING:  # the parts import torch and APScheduler; the context itself stays light
     from .inference.cache import PredictorCache
     from .inference.model_thread import ModelThread
+    from .jobs.celery_app import CeleryRunner
+    from .jobs.reaper import RunReaper
     from .jobs.runs import RunManager
     from .jobs.scheduler import RetrainScheduler
+    from .jobs.warmer import PublishedWarmer
     from .jobs.webhooks import WebhookDispatcher
 
 
@@ -27,8 +30,10 @@ class AppContext:
     model_thread: "ModelThread"
     predictors: "PredictorCache"
     webhooks: "WebhookDispatcher"
-    runs: "RunManager"
+    runs: "RunManager | CeleryRunner"  # the embedded runner, or Celery workers (jobs.broker_url)
+    reaper: "RunReaper"
     scheduler: "RetrainScheduler"
+    warmer: "PublishedWarmer"
 
     @property
     def limits(self) -> dict:
@@ -37,10 +42,11 @@ class AppContext:
     def close(self) -> None:
         """Stop the background parts in the reverse order of their start, then the store.
 
-        The scheduler stops first (no new runs), then the runs (their end events are stored),
-        then the webhook dispatcher, the predictors and finally the model thread they run on.
+        The scheduler stops first (no new runs), then the reaper and the runs (their end events
+        are stored), then the webhook dispatcher, the predictors and the model thread they run on.
         """
-        for part in (self.scheduler, self.runs, self.webhooks, self.predictors, self.model_thread):
+        for part in (self.scheduler, self.reaper, self.runs, self.webhooks, self.warmer, self.predictors,
+                     self.model_thread):
             part.close()
         self.store.dispose()
 

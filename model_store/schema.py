@@ -138,6 +138,11 @@ class TrainingRun(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    # Where it trains and whether it should stop: read by whichever process trains it (the
+    # embedded runner or a Celery worker on another machine), so they live in the database.
+    worker: Mapped[str] = mapped_column(String(255), default="")
+    heartbeat_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         # One active run per model, enforced by the database so that two requests cannot race.
@@ -207,3 +212,14 @@ class WebhookDelivery(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     delivered_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     __table_args__ = (Index("ix_webhook_delivery_due", "status", "next_attempt_at"),)
+
+
+class Worker(Base):
+    """A training worker process (`odconnect worker`), alive while its heartbeat is fresh."""
+    __tablename__ = "workers"
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # hostname:pid:start
+    hostname: Mapped[str] = mapped_column(String(255))
+    device: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    current_run_id: Mapped[Optional[int]] = mapped_column(Integer)

@@ -9,6 +9,8 @@ from concurrent.futures import Future
 from model_store import Store
 
 from ..services import training
+from .identity import is_dead_here, process_id
+from .run_watch import watched
 
 log = logging.getLogger("odconnect.jobs")
 
@@ -46,7 +48,7 @@ class RunManager:
 
     def start(self) -> None:
         """Recover the store after a restart and queue again what was waiting."""
-        for run_id in training.recover(self.store):
+        for run_id in training.recover(self.store, is_dead_here):
             self.submit(run_id)
 
     def submit(self, run_id: int) -> None:
@@ -70,7 +72,8 @@ class RunManager:
                 run_id, event, future = self.queue.popleft()
             if future.set_running_or_notify_cancel():
                 try:
-                    training.execute_run(self.store, self.config, run_id, event)
+                    with watched(self.store, run_id, event, self.config["jobs"]["heartbeat_seconds"]):
+                        training.execute_run(self.store, self.config, run_id, event, process_id())
                     future.set_result(None)
                 except BaseException as exc:  # the future carries it to whoever waits
                     future.set_exception(exc)

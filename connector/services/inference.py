@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable
 from model_store import Store
 from model_store.schema import Model, Version
 
+from .. import metrics
 from ..errors import Conflict, Invalid, OdError
 from ..imaging import check_image
 from ..modeling.artifacts import VersionFiles
@@ -156,18 +157,25 @@ def unpublish(store: Store, model_ref) -> dict:
         return {"modelId": model.id, "published": None, "previousVersionId": previous}
 
 
-def warm_published(store: Store, cache) -> None:
-    """Load the published versions into the cache, so that the first detect after a start is fast."""
+def warm_published(store: Store, cache, skip: set[int]) -> set[int]:
+    """Load the published versions into the cache, so that the first detect after a start (or a
+    publish by another process) is fast. Returns the versions that failed to load; `skip` holds
+    those that failed before (a broken version is reported by detect, not retried here)."""
     from sqlalchemy import select
     with store.transaction() as s:
         ids = s.scalars(select(Model.published_version_id).where(
             Model.published_version_id.is_not(None), Model.archived_at.is_(None)).order_by(Model.updated_at.desc())).all()
+    failed = set()
     for version_id in ids[: cache.capacity]:
+        if version_id in skip:
+            continue
         try:
             cache.get(version_id)
         except Exception:  # a broken version must not stop the service; detect will report it
             import logging
             logging.getLogger("odconnect.inference").exception("could not warm version %s", version_id)
+            failed.add(version_id)
+    return failed
 
 
 # --- the use cases the API calls -------------------------------------------------------------
@@ -183,7 +191,9 @@ def _detect_on(ctx: "AppContext", target: Target, data: bytes, name: str, option
 def detect_image(ctx: "AppContext", model_ref, data: bytes, name: str, options: DetectOptions) -> dict:
     """Detect with the published version: what flows and apps call."""
     target = resolve(ctx.store, model_ref, None, "published")
-    return _detect_on(ctx, target, data, name, options)[0]
+    body = _detect_on(ctx, target, data, name, options)[0]
+    metrics.record_detection(target.model_name, body["totalCount"])
+    return body
 
 
 def detect_batch(ctx: "AppContext", model_ref, items: list[tuple[str, Callable[[], bytes]]],
@@ -201,7 +211,9 @@ def detect_batch(ctx: "AppContext", model_ref, items: list[tuple[str, Callable[[
     results = []
     for name, read in items:
         try:
-            results.append({"name": name, "status": "ok", "result": _detect_on(ctx, target, read(), name, options)[0]})
+            body = _detect_on(ctx, target, read(), name, options)[0]
+            metrics.record_detection(target.model_name, body["totalCount"])
+            results.append({"name": name, "status": "ok", "result": body})
         except OdError as exc:
             results.append({"name": name, "status": "error", "error": {"status": exc.status, "detail": exc.detail}})
     return {"model": {"id": target.model_id, "name": target.model_name}, "version": target.version_number,

@@ -1,0 +1,86 @@
+"""Prometheus metrics at /metrics (prometheus-client).
+
+Counted as they happen: request latency by operation, images detected on and objects found by
+model. Read from the database at each scrape: training runs by state, the queue length and the
+training workers' heartbeat ages — so every server process reports the same figures for them.
+With several server processes (`serve --workers N`), prometheus-client's multiprocess mode sums
+the counted figures of all of them (PROMETHEUS_MULTIPROC_DIR, set by `serve`).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+REQUEST_SECONDS = Histogram("odconnect_request_seconds", "Time to answer a request, by operation",
+                            ["operation", "method", "status"],
+                            buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+DETECT_IMAGES = Counter("odconnect_detect_images_total", "Images detected on, by model", ["model"])
+DETECTIONS = Counter("odconnect_detections_total", "Objects detected (above the threshold), by model", ["model"])
+
+
+class MetricsMiddleware:
+    """ASGI middleware placed after Connexion's routing, which names the operation."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), [500]
+
+        async def send_status(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            routing = scope.get("extensions", {}).get("connexion_routing", {})
+            operation = routing.get("operation_id") or "unmatched"
+            REQUEST_SECONDS.labels(operation, scope.get("method", ""), str(status[0])).observe(
+                time.perf_counter() - started)
+
+
+def record_detection(model: str, found: int) -> None:
+    DETECT_IMAGES.labels(model).inc()
+    DETECTIONS.labels(model).inc(found)
+
+
+class StoreCollector:
+    """Figures read from the database when Prometheus scrapes."""
+
+    def __init__(self, store, config: dict):
+        self.store, self.config = store, config
+
+    def collect(self):
+        from .services import training, workers
+        states = GaugeMetricFamily("odconnect_runs", "Training runs by state", labels=["state"])
+        for state, count in sorted(training.run_counts(self.store).items()):
+            states.add_metric([state], count)
+        yield states
+        queued = training.run_counts(self.store).get("queued", 0)
+        yield GaugeMetricFamily("odconnect_queue_length", "Training runs waiting for a worker", value=queued)
+        ages = GaugeMetricFamily("odconnect_worker_heartbeat_age_seconds",
+                                 "Seconds since each training worker's last heartbeat", labels=["worker", "device"])
+        for w in workers.listing(self.store, self.config["jobs"]["stale_after_seconds"]):
+            ages.add_metric([w["id"], w["device"]], w["secondsSinceHeartbeat"])
+        yield ages
+
+
+def exposition(store, config: dict) -> tuple[bytes, str]:
+    """The metrics page: this process's (or, in multiprocess mode, all processes') counters plus
+    the database's figures."""
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        for metric in (REQUEST_SECONDS, DETECT_IMAGES, DETECTIONS):
+            registry.register(metric)
+    registry.register(StoreCollector(store, config))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
