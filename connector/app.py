@@ -1,6 +1,7 @@
 """create_app(config): the Connexion app serving the spec, with its parts built and injected."""
 from __future__ import annotations
 
+import functools
 import logging
 
 import connexion
@@ -17,6 +18,7 @@ from .errors import OdError
 from .inference.cache import PredictorCache
 from .inference.model_thread import ModelThread
 from .jobs.reaper import RunReaper
+from .jobs.background import JobRunner
 from .jobs.runs import RunManager
 from .jobs.scheduler import RetrainScheduler
 from .jobs.warmer import PublishedWarmer
@@ -25,8 +27,10 @@ from .metrics import MetricsMiddleware, exposition
 from .routes import METRICS, SWAGGER_UI
 from .routing import SnakeCaseResolver
 from .security import api_key_handler
+from .services import dataset_suggestions
 from .services.inference import predictor_loader
 from .spec import SPEC_DIR, SPEC_FILE
+from .studio import blueprint as studio_blueprint
 
 log = logging.getLogger("odconnect")
 
@@ -57,8 +61,11 @@ def _start_parts(config: dict, store: Store) -> AppContext:
     reaper.start()
     scheduler = RetrainScheduler(store, config, runs.submit)
     scheduler.start()
+    # After the runs and predictors it uses: closed before them.
+    jobs = JobRunner(store, functools.partial(dataset_suggestions.execute, store, config, predictors, runs))
+    jobs.start()
     return AppContext(config=config, store=store, model_thread=model_thread, predictors=predictors,
-                      webhooks=webhooks, runs=runs, reaper=reaper, scheduler=scheduler, warmer=warmer)
+                      webhooks=webhooks, runs=runs, reaper=reaper, scheduler=scheduler, warmer=warmer, jobs=jobs)
 
 
 def create_app(config: dict | None = None) -> connexion.FlaskApp:
@@ -92,6 +99,7 @@ def create_app(config: dict | None = None) -> connexion.FlaskApp:
             headers["Location"] = absolute(headers["Location"])
         return problem(exc.status, exc.title, exc.detail, headers=headers, **exc.extra)
 
+    flask_app.register_blueprint(studio_blueprint)  # the web studio at /studio, same origin as the API
     context = _start_parts(config, store)
     flask_app.extensions["odconnect"] = context
 

@@ -83,6 +83,15 @@ DEFAULTS: dict[str, Any] = {
         "stale_after_seconds": 45.0,
         "reaper_seconds": 15.0,
     },
+    "suggestions": {
+        # Suggesting boxes for a whole dataset (ML-assisted labeling) runs as a job. When the
+        # model has no trained version yet, the job first trains a labeling model, provided every
+        # label has at least this many images with approved boxes.
+        "labeling_min_images_per_label": 5,
+        # Training settings of that labeling model's run: short, it only has to pre-label.
+        "labeling_settings": {"budgetMinutes": 5},
+        "retry_after_seconds": 2,
+    },
     "inference": {
         "cache_size": 4,
         # How often each server process loads versions published by another process.
@@ -111,7 +120,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 # Settings whose value is a free-form mapping (their keys are not odconnect's).
-FREE_FORM = {"training.overrides"}
+FREE_FORM = {"training.overrides", "suggestions.labeling_settings"}
 
 
 class ConfigError(ValueError):

@@ -14,6 +14,7 @@ from model_store import Store
 
 if TYPE_CHECKING:  # the parts import torch and APScheduler; the context itself stays light
     from .inference.cache import PredictorCache
+    from .jobs.background import JobRunner
     from .inference.model_thread import ModelThread
     from .jobs.celery_app import CeleryRunner
     from .jobs.reaper import RunReaper
@@ -34,6 +35,7 @@ class AppContext:
     reaper: "RunReaper"
     scheduler: "RetrainScheduler"
     warmer: "PublishedWarmer"
+    jobs: "JobRunner"  # background jobs of models (dataset-wide suggestions)
 
     @property
     def limits(self) -> dict:
@@ -42,11 +44,12 @@ class AppContext:
     def close(self) -> None:
         """Stop the background parts in the reverse order of their start, then the store.
 
-        The scheduler stops first (no new runs), then the reaper and the runs (their end events
-        are stored), then the webhook dispatcher, the predictors and the model thread they run on.
+        The scheduler stops first (no new runs), then the background jobs (they use the runs and
+        the predictors), the reaper and the runs (their end events are stored), the webhook
+        dispatcher, the warmer, the predictors and finally the model thread they run on.
         """
-        for part in (self.scheduler, self.reaper, self.runs, self.webhooks, self.warmer, self.predictors,
-                     self.model_thread):
+        for part in (self.scheduler, self.jobs, self.reaper, self.runs, self.webhooks, self.warmer,
+                     self.predictors, self.model_thread):
             part.close()
         self.store.dispose()
 

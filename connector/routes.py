@@ -16,3 +16,7 @@ def run_path(model_id: int, run_id: int) -> str:
 
 def subscription_path(subscription_id: int) -> str:
     return f"{API_PREFIX}/webhooks/{subscription_id}"
+
+
+def job_path(model_id: int, job_id: int) -> str:
+    return f"{API_PREFIX}/models/{model_id}/jobs/{job_id}"

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from model_store.schema import (Dataset, Draft, Image, Label, Model, Region, Schedule, TrainingRun, Version,
-                                WebhookDelivery, WebhookSubscription, WeightFile)
+from model_store.schema import (Dataset, Draft, Image, Job, Label, Model, Region, Schedule, TrainingRun,
+                                Version, WebhookDelivery, WebhookSubscription, WeightFile)
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -15,7 +15,8 @@ def label_view(label: Label) -> dict:
     return {"id": label.id, "name": label.name, "created": iso(label.created_at)}
 
 
-def model_view(model: Model) -> dict:
+def model_view(model: Model, summary: dict) -> dict:
+    """`summary`: services.model_summary's imageCount, lastScore, publishedVersion, lastTrainedVersion."""
     return {
         "id": model.id,
         "name": model.name,
@@ -26,6 +27,10 @@ def model_view(model: Model) -> dict:
         "archived": model.archived_at is not None,
         "publishedVersionId": model.published_version_id,
         "lastTrainedVersionId": model.last_trained_version_id,
+        "imageCount": summary["imageCount"],
+        "lastScore": summary["lastScore"],
+        "publishedVersion": summary["publishedVersion"],
+        "lastTrainedVersion": summary["lastTrainedVersion"],
     }
 
 
@@ -140,3 +145,22 @@ def delivery_view(d: WebhookDelivery) -> dict:
     return {"id": d.id, "event": d.event, "status": d.status, "attempts": d.attempts,
             "nextAttempt": iso(d.next_attempt_at) if d.status == "pending" else None,
             "lastError": d.last_error or None, "created": iso(d.created_at), "delivered": iso(d.delivered_at)}
+
+
+def job_view(job: Job, version_number: int | None = None) -> dict:
+    return {
+        "id": job.id,
+        "modelId": job.model_id,
+        "datasetId": job.dataset_id,
+        "kind": job.kind,
+        "status": job.status,
+        "params": job.params,
+        "progress": job.progress,
+        "result": job.result,
+        "reason": job.reason or None,
+        "version": version_number,
+        "runId": job.run_id,
+        "created": iso(job.created_at),
+        "started": iso(job.started_at),
+        "finished": iso(job.finished_at),
+    }

@@ -100,6 +100,9 @@ class Region(Base):
     probability: Mapped[Optional[float]] = mapped_column(Float)
     image: Mapped[Image] = relationship(back_populates="regions")
     label: Mapped[Label] = relationship()
+    # The image list's filters (labeled, has suggestions, by label) and its uncertainty order
+    # read regions by image and approval; with this index a page stays fast at 10,000 images.
+    __table_args__ = (Index("ix_region_image_approved", "image_id", "approved", "label_id", "probability"),)
 
 
 class Version(Base):
@@ -130,7 +133,7 @@ class TrainingRun(Base):
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    trigger: Mapped[str] = mapped_column(String(16), default="api")  # api | retrain | schedule
+    trigger: Mapped[str] = mapped_column(String(16), default="api")  # api | retrain | schedule | labeling
     progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
     reason: Mapped[str] = mapped_column(String(2048), default="")
     version_id: Mapped[Optional[int]] = mapped_column(ForeignKey("versions.id"))
@@ -162,6 +165,39 @@ class Draft(Base):
 
 
 ACTIVE_RUN_STATES = ("queued", "training")
+
+
+class Job(Base):
+    """A background job of the serving process (today: suggesting boxes for a whole dataset).
+
+    The row is the job's state, so a restart can tell what was running (marked failed) from
+    what was waiting (queued again), as training runs are recovered.
+    """
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    dataset_id: Mapped[Optional[int]] = mapped_column(ForeignKey("datasets.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # suggest
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | succeeded | failed | canceled
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reason: Mapped[str] = mapped_column(String(2048), default="")
+    version_id: Mapped[Optional[int]] = mapped_column(ForeignKey("versions.id"))  # the version that suggests
+    run_id: Mapped[Optional[int]] = mapped_column(ForeignKey("training_runs.id"))  # a labeling model's run
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+
+    __table_args__ = (
+        # One active job per model: two would only queue behind each other on the model thread.
+        Index("uq_job_active_per_model", "model_id", unique=True,
+              sqlite_where=status.in_(("queued", "running")),
+              postgresql_where=status.in_(("queued", "running"))),
+    )
+
+
+ACTIVE_JOB_STATES = ("queued", "running")
 
 
 class WeightFile(Base):

@@ -71,3 +71,12 @@ def test_suggested_boxes_wait_for_approval_and_keep_human_boxes(make_app):
     assert sum(r["approved"] for r in approved["regions"]) == 2  # the human box and the one approved
     after = api.get(f"/models/{m['id']}/data-check").json()
     assert after["boxes"] == before["boxes"] + 1 and after["unapprovedBoxes"] == len(suggested) - 1
+    # a person redrawing the boxes keeps the suggestions still waiting for review...
+    moved = {**human, "left": 0.3}
+    kept = api.put(url + "/regions", json={"regions": [moved]}).json()["regions"]
+    assert [r["left"] for r in kept if r["approved"]] == [0.3]
+    assert sorted(r["id"] for r in kept if not r["approved"]) == sorted(
+        r["id"] for r in approved["regions"] if not r["approved"])
+    # ...unless asked to drop them
+    clean = api.put(url + "/regions", params={"keepSuggestions": "false"}, json={"regions": [moved]}).json()
+    assert [(r["approved"], r["left"]) for r in clean["regions"]] == [(True, 0.3)]

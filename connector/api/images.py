@@ -7,8 +7,8 @@ from flask import Response, request
 
 from ..context import ctx
 from ..errors import Invalid
+from ..services import image_list
 from ..services import images as svc
-from ..services import inference
 from ..services.images import Upload
 
 
@@ -49,8 +49,9 @@ def upload_image_binary(model_id, dataset_id, body=None, name=None):
                                   [Upload(name=name or "image", data=data)]))
 
 
-def list_images(model_id, dataset_id, page=1, page_size=50, label=None, tagged=None):
-    return svc.list_images(ctx().store, model_id, dataset_id, page, page_size, label, tagged)
+def list_images(model_id, dataset_id, page=1, page_size=50, label=None, tagged=None, has_suggestions=None,
+                sort="id"):
+    return image_list.list_images(ctx().store, model_id, dataset_id, page, page_size, label, tagged, has_suggestions, sort)
 
 
 def get_image(model_id, dataset_id, image_id):
@@ -67,14 +68,9 @@ def delete_image(model_id, dataset_id, image_id):
     return None, 204
 
 
-def set_image_regions(model_id, dataset_id, image_id, body):
-    return svc.set_regions(ctx().store, model_id, dataset_id, image_id, body["regions"])
+def set_image_regions(model_id, dataset_id, image_id, body, keep_suggestions=True):
+    return svc.set_regions(ctx().store, model_id, dataset_id, image_id, body["regions"], keep_suggestions)
 
 
 def approve_regions(model_id, dataset_id, image_id, body=None):
     return svc.approve_regions(ctx().store, model_id, dataset_id, image_id, (body or {}).get("regionIds"))
-
-
-def suggest_regions(model_id, dataset_id, image_id, version=None, threshold=None):
-    """ML-assisted labeling: the last trained version proposes boxes, a person approves them."""
-    return inference.suggest_regions(ctx(), model_id, dataset_id, image_id, version, threshold)

@@ -30,3 +30,7 @@ def list_labels(model_id):
 
 def add_labels(model_id, body):
     return catalog.add_labels(ctx().store, model_id, body["names"]), 201
+
+
+def rename_label(model_id, label_id, body):
+    return catalog.rename_label(ctx().store, model_id, label_id, body["name"])

@@ -4,13 +4,15 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
 
 from model_store import Store
 from model_store.schema import Dataset, Image, Label, Model, utcnow
 
 from ..errors import Conflict, Invalid, NotFound
 from ..views import dataset_view, label_view, model_view
+from .model_summary import summaries
 
 NAME_RE = re.compile(r"^[^\x00-\x1f/\\]{1,128}$")
 DATASET_KINDS = ("training", "evaluation")
@@ -49,6 +51,11 @@ def get_dataset(session: Session, model: Model, dataset_id: int) -> Dataset:
     return ds
 
 
+def _model_views(session: Session, models: list[Model]) -> list[dict]:
+    found = summaries(session, [m.id for m in models])
+    return [model_view(m, found[m.id]) for m in models]
+
+
 def _name_taken(session: Session, name: str, except_id: int | None = None) -> bool:
     q = select(Model.id).where(Model.name == name, Model.archived_at.is_(None))
     if except_id is not None:
@@ -83,20 +90,20 @@ def create_model(store: Store, name: str, labels: list[str], description: str = 
         # Every model starts with one training dataset, as a Custom Vision project has one image pool.
         s.add(Dataset(model_id=model.id, name="training", kind="training"))
         s.flush()
-        return model_view(model)
+        return _model_views(s, [model])[0]
 
 
 def list_models(store: Store, include_archived: bool = False) -> list[dict]:
     with store.transaction() as s:
-        q = select(Model).order_by(Model.id)
+        q = select(Model).options(selectinload(Model.labels)).order_by(Model.id)
         if not include_archived:
             q = q.where(Model.archived_at.is_(None))
-        return [model_view(m) for m in s.scalars(q)]
+        return _model_views(s, list(s.scalars(q)))
 
 
 def model_details(store: Store, model_ref) -> dict:
     with store.transaction() as s:
-        return model_view(get_model(s, model_ref, include_archived=True))
+        return _model_views(s, [get_model(s, model_ref, include_archived=True)])[0]
 
 
 def update_model(store: Store, model_ref, name: str | None = None, description: str | None = None) -> dict:
@@ -110,7 +117,7 @@ def update_model(store: Store, model_ref, name: str | None = None, description: 
         if description is not None:
             model.description = description
         s.flush()
-        return model_view(model)
+        return _model_views(s, [model])[0]
 
 
 def archive_model(store: Store, model_ref) -> dict:
@@ -119,7 +126,7 @@ def archive_model(store: Store, model_ref) -> dict:
         model = get_model(s, model_ref)
         model.archived_at = utcnow()
         s.flush()
-        return model_view(model)
+        return _model_views(s, [model])[0]
 
 
 def list_labels(store: Store, model_ref) -> list[dict]:
@@ -131,6 +138,24 @@ def add_labels(store: Store, model_ref, names: list[str]) -> list[dict]:
     with store.transaction() as s:
         model = get_model(s, model_ref)
         return [label_view(t) for t in _add_labels(s, model, names)]
+
+
+def rename_label(store: Store, model_ref, label_id: int, name: str) -> dict:
+    """A new name for a label; versions keep the names they were trained with."""
+    name = check_name(name, "label name")
+    with store.transaction() as s:
+        model = get_model(s, model_ref)
+        label = next((t for t in model.labels if t.id == label_id), None)
+        if label is None:
+            raise NotFound(f"label {label_id} does not exist in model {model.name!r}")
+        if any(t.name == name and t.id != label_id for t in model.labels):
+            raise Conflict(f"label {name!r} already exists in model {model.name!r}")
+        label.name = name
+        try:
+            s.flush()
+        except IntegrityError:  # another request took the name between our check and this write
+            raise Conflict(f"label {name!r} already exists in model {model.name!r}") from None
+        return label_view(label)
 
 
 def create_dataset(store: Store, model_ref, name: str, kind: str) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from model_store import Store
@@ -85,8 +85,9 @@ def validate_regions(model: Model, regions: list[dict]) -> list[tuple[Label, flo
     return out
 
 
-def _replace_regions(image: Image, boxes, source: str, approved: bool = True) -> None:
-    image.regions.clear()
+def _replace_regions(image: Image, boxes, source: str, approved: bool = True, keep_pending: bool = False) -> None:
+    for region in [r for r in image.regions if not (keep_pending and not r.approved)]:
+        image.regions.remove(region)
     for label, left, top, width, height in boxes:
         image.regions.append(Region(label_id=label.id, label=label, left=left, top=top, width=width,
                                     height=height, approved=approved, source=source))
@@ -146,25 +147,6 @@ def _get_image(s: Session, model_ref, dataset_id: int, image_id: int) -> tuple[M
     return model, image
 
 
-def list_images(store: Store, model_ref, dataset_id: int, page: int, page_size: int,
-                label: str | None = None, tagged: bool | None = None) -> dict:
-    with store.transaction() as s:
-        model = get_model(s, model_ref)
-        get_dataset(s, model, dataset_id)
-        q = select(Image).where(Image.dataset_id == dataset_id, Image.deleted_at.is_(None))
-        if label is not None:
-            match = [t for t in model.labels if t.name == label]
-            if not match:
-                raise Invalid(f"unknown label {label!r}")
-            q = q.where(Image.id.in_(select(Region.image_id).where(Region.label_id == match[0].id)))
-        if tagged is not None:
-            has = Image.id.in_(select(Region.image_id))
-            q = q.where(has if tagged else ~has)
-        total = s.scalar(select(func.count()).select_from(q.subquery()))
-        rows = s.scalars(q.order_by(Image.id).offset((page - 1) * page_size).limit(page_size))
-        return {"items": [image_view(i) for i in rows], "total": total, "page": page, "pageSize": page_size}
-
-
 def image_details(store: Store, model_ref, dataset_id: int, image_id: int) -> dict:
     with store.transaction() as s:
         return image_view(_get_image(s, model_ref, dataset_id, image_id)[1])
@@ -182,11 +164,14 @@ def delete_image(store: Store, model_ref, dataset_id: int, image_id: int) -> Non
         _get_image(s, model_ref, dataset_id, image_id)[1].deleted_at = utcnow()
 
 
-def set_regions(store: Store, model_ref, dataset_id: int, image_id: int, regions: list[dict]) -> dict:
-    """Replace all boxes of an image; a human-set box is approved."""
+def set_regions(store: Store, model_ref, dataset_id: int, image_id: int, regions: list[dict],
+                keep_suggestions: bool = True) -> dict:
+    """Replace the boxes a person set on an image (a human-set box is approved). Suggestions
+    waiting for review stay, unless `keep_suggestions` is false: drawing a box while a model's
+    suggestions are pending must not throw them away."""
     with store.transaction() as s:
         model, image = _get_image(s, model_ref, dataset_id, image_id)
-        _replace_regions(image, validate_regions(model, regions), source="user")
+        _replace_regions(image, validate_regions(model, regions), source="user", keep_pending=keep_suggestions)
         s.flush()
         return image_view(image)
 
@@ -207,21 +192,28 @@ def approve_regions(store: Store, model_ref, dataset_id: int, image_id: int, reg
 
 
 def replace_suggestions(store: Store, model_ref, dataset_id: int, image_id: int, suggestions: list[dict]) -> dict:
-    """Store a model's boxes as unapproved suggestions; boxes a person set or approved stay.
-
-    `suggestions`: {labelName, left, top, width, height, probability}, normalized.
-    """
+    """Store a model's boxes as unapproved suggestions; boxes a person set or approved stay."""
     with store.transaction() as s:
         model, image = _get_image(s, model_ref, dataset_id, image_id)
-        labels = {t.name: t for t in model.labels}
-        for region in [r for r in image.regions if not r.approved]:
-            image.regions.remove(region)
-        for sug in suggestions:
-            label = labels.get(sug["labelName"])
-            if label is None:  # a label removed since that version was trained
-                continue
-            image.regions.append(Region(label_id=label.id, label=label, left=sug["left"], top=sug["top"],
-                                        width=sug["width"], height=sug["height"], approved=False,
-                                        source="suggested", probability=sug["probability"]))
+        put_suggestions(model, image, suggestions)
         s.flush()
         return image_view(image)
+
+
+def put_suggestions(model: Model, image: Image, suggestions: list[dict]) -> int:
+    """Replace the image's unapproved boxes with `suggestions`; approved boxes stay. Returns how many
+    were stored. `suggestions`: {labelId, left, top, width, height, probability}, normalized; a
+    labelId of None (a label the model no longer has) is skipped."""
+    labels = {t.id: t for t in model.labels}
+    for region in [r for r in image.regions if not r.approved]:
+        image.regions.remove(region)
+    stored = 0
+    for sug in suggestions:
+        label = labels.get(sug["labelId"])
+        if label is None:
+            continue
+        image.regions.append(Region(label_id=label.id, label=label, left=sug["left"], top=sug["top"],
+                                    width=sug["width"], height=sug["height"], approved=False,
+                                    source="suggested", probability=sug["probability"]))
+        stored += 1
+    return stored

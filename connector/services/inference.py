@@ -61,9 +61,19 @@ def resolve(store: Store, model_ref, version_ref: str | None, default_alias: str
         version = get_version(s, model, ref)
         if version.archived_at is not None:
             raise Conflict(f"version {version.number} of model {model.name!r} is archived")
-        ids = {label.name: label.id for label in model.labels}
         return Target(model.id, model.name, version.id, version.number, tuple(version.labels),
-                      tuple(ids.get(n) for n in version.labels))
+                      label_ids_today(model, version))
+
+
+def label_ids_today(model: Model, version: Version) -> tuple[int | None, ...]:
+    """The model's label id for each of the version's labels: by the ids the version recorded
+    (so a renamed label still maps), by name for versions trained before labels were recorded."""
+    today = {label.id for label in model.labels}
+    recorded = version.data_snapshot.get("labelIds")
+    if recorded and len(recorded) == len(version.labels):
+        return tuple(i if i in today else None for i in recorded)
+    ids = {label.name: label.id for label in model.labels}
+    return tuple(ids.get(n) for n in version.labels)
 
 
 def predictor_loader(store: Store, torch_threads: int | None, model_thread):
@@ -227,17 +237,6 @@ def quick_test(ctx: "AppContext", model_ref, version_ref: str | None, data: byte
     target = resolve(ctx.store, model_ref, version_ref, "lastTrained")
     body, kept, image = _detect_on(ctx, target, data, name, options)
     return body, draw_detections(image, kept)
-
-
-def suggest_regions(ctx: "AppContext", model_ref, dataset_id: int, image_id: int, version_ref: str | None,
-                    threshold: float | None) -> dict:
-    """ML-assisted labeling: a trained version proposes boxes, stored unapproved for a person to review."""
-    data, _ = images_svc.image_content(ctx.store, model_ref, dataset_id, image_id)
-    target = resolve(ctx.store, model_ref, version_ref, "lastTrained")
-    body, _, _ = _detect_on(ctx, target, data, f"image {image_id}", DetectOptions(threshold))
-    suggestions = [{"labelName": p["tagName"], "probability": p["probability"], **p["boundingBox"]}
-                   for p in body["predictions"]]
-    return images_svc.replace_suggestions(ctx.store, model_ref, dataset_id, image_id, suggestions)
 
 
 EXPORT_FORMATS = ("detectron2", "torchscript")

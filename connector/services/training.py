@@ -35,6 +35,7 @@ from . import versions as versions_svc
 from . import webhooks
 from .catalog import get_model
 from .data_check import data_check, require_trainable
+from .loss_history import LossHistory
 
 log = logging.getLogger("odconnect.training")
 
@@ -57,10 +58,12 @@ def preset_needs_weights(preset: str) -> bool:
 # --- starting -------------------------------------------------------------------------------
 
 def start_training(store: Store, config: dict, model_ref, body: dict | None, trigger: str = "api",
-                   retrain_ref=None) -> dict:
+                   retrain_ref=None, use_draft: bool = True) -> dict:
     """Create a queued run; the caller hands its id to the worker pool.
 
     Settings, later ones winning: defaults <- base version <- the draft <- the request body.
+    `use_draft=False` leaves the draft out (and in place), for runs that are not the next version
+    the maker is preparing (a labeling model).
     """
     body = dict(body or {})
     tcfg = config["training"]
@@ -70,7 +73,7 @@ def start_training(store: Store, config: dict, model_ref, body: dict | None, tri
         warm_start = bool(body.pop("warmStart", False))
         base = versions_svc.get_version(s, model, base_ref) if base_ref is not None else None
         settings, base = versions_svc.seed_settings(s, model, tcfg, base)
-        draft = s.get(Draft, model.id) if retrain_ref is None else None
+        draft = s.get(Draft, model.id) if retrain_ref is None and use_draft else None
         if draft is not None and base_ref is None:
             settings.update(draft.settings)
         settings.update(versions_svc.check_settings(s, model, body, tcfg, preset_names()))
@@ -194,6 +197,8 @@ def plan_run(store: Store, run_id: int, worker: str) -> Plan | None:
             wf = s.get(WeightFile, settings["weights"])
             init_weights, started_from = wf.path, f"weights:{wf.name}"
         snapshot = {"train": [d[0] for d in train_digest], "evaluation": [d[0] for d in eval_digest],
+                    # label index -> label id: names can change later, ids do not
+                    "labelIds": [label.id for label in model.labels],
                     # what scheduled retraining compares to tell whether the training data changed
                     "trainHash": hashlib.sha256(json.dumps(train_digest).encode()).hexdigest()}
         data_hash = hashlib.sha256(json.dumps([train_digest, eval_digest]).encode()).hexdigest()
@@ -219,8 +224,10 @@ class ProgressWriter:
     def __init__(self, store: Store, run_id: int, min_interval: float = 1.0):
         self.store, self.run_id, self.min_interval = store, run_id, min_interval
         self.last = 0.0
+        self.losses = LossHistory()
 
     def __call__(self, p: dict) -> None:
+        self.losses.add(p.get("iteration"), p.get("loss"))
         now = time.monotonic()
         final = p.get("iteration") == p.get("max_iter")
         if now - self.last < self.min_interval and not final:
@@ -231,7 +238,8 @@ class ProgressWriter:
             run.progress = {"iteration": p.get("iteration"), "maxIterations": p.get("max_iter"),
                             "elapsedSeconds": round(p.get("elapsed_s") or 0, 1),
                             "etaSeconds": None if p.get("eta_s") is None else round(p["eta_s"], 1),
-                            "loss": None if p.get("loss") is None else round(p["loss"], 4)}
+                            "loss": None if p.get("loss") is None else round(p["loss"], 4),
+                            "lossHistory": self.losses.points()}
 
 
 def execute_run(store: Store, config: dict, run_id: int, cancel: threading.Event, worker: str,

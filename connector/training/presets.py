@@ -14,10 +14,10 @@ ImageNet backbone (``fast``/``balanced``, loaded by the backbone builder) or an 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from detectron2 import model_zoo
-from detectron2.config import CfgNode, get_cfg
+if TYPE_CHECKING:  # detectron2 (and torch) load only when a config is built: listing presets stays light
+    from detectron2.config import CfgNode
 
 __all__ = ["PRESETS", "Preset", "build_cfg", "add_odconnect_config"]
 
@@ -31,6 +31,7 @@ _IMAGENET_STD_BGR = [57.375, 57.120, 58.395]
 
 def add_odconnect_config(cfg: CfgNode) -> None:
     """Add our own keys (``cfg.ODCONNECT``) with their defaults."""
+    from detectron2.config import CfgNode
     cfg.ODCONNECT = CfgNode()
     cfg.ODCONNECT.PRESET = ""
     cfg.ODCONNECT.LABELS = []  # label_index -> name; filled by train(), read by the Predictor
@@ -50,6 +51,8 @@ def add_odconnect_config(cfg: CfgNode) -> None:
 
 
 def _from_zoo(path: str) -> CfgNode:
+    from detectron2 import model_zoo
+    from detectron2.config import get_cfg
     cfg = get_cfg()
     add_odconnect_config(cfg)
     cfg.merge_from_file(model_zoo.get_config_file(path))

@@ -1,0 +1,118 @@
+// Performance of a version: score, AP, AP50, AP75, precision, recall, a per-label table and the
+// advice; and two versions side by side.
+import * as api from "../api.js";
+import { h, fmt, field } from "../dom.js";
+import { setQuery } from "../router.js";
+import { pageHeader, card, empty, badge } from "../shell.js";
+import { stat } from "./datacheck.js";
+
+const METRICS = [["ap", "AP"], ["ap50", "AP50"], ["ap75", "AP75"], ["precision", "Precision"], ["recall", "Recall"]];
+
+function versionOption(v) {
+  const tags = [v.published && "published", v.lastTrained && "last trained", v.archived && "archived"].filter(Boolean);
+  return `Version ${v.number} · score ${fmt.score(v.performanceScore)}${tags.length ? ` (${tags.join(", ")})` : ""}`;
+}
+
+function delta(a, b, digits = 1, scale = 100) {
+  if (a === null || a === undefined || b === null || b === undefined) return null;
+  const d = (a - b) * scale;
+  if (Math.abs(d) < 0.05) return h("span", { class: "delta" }, " ±0");
+  return h("span", { class: `delta ${d > 0 ? "up" : "down"}` }, ` ${d > 0 ? "+" : ""}${d.toFixed(digits)}`);
+}
+
+export async function performanceView(el, params, query, ctx) {
+  const m = ctx.model;
+  const base = api.paths.model(m.id);
+  const versions = await api.get(`${base}/versions`, { includeArchived: true });
+  if (!ctx.current()) return;
+  const page = h("div", { class: "page" });
+  el.append(page);
+  if (!versions.length) {
+    page.append(pageHeader("Performance"), card(null, empty("No trained version yet.", h("a", { class: "btn primary", href: `#/models/${m.id}/train` }, "Train one"))));
+    return;
+  }
+  const newest = versions[versions.length - 1];
+  const numbers = versions.map((v) => String(v.number));
+  const aNum = numbers.includes(query.a) ? query.a : String((versions.find((v) => v.lastTrained) || newest).number);
+  const bNum = numbers.includes(query.b) ? query.b : "";
+  const selA = h("select", { id: "version-a" }, versions.slice().reverse().map((v) => h("option", { value: String(v.number), selected: String(v.number) === aNum }, versionOption(v))));
+  const selB = h("select", { id: "version-b" }, h("option", { value: "" }, "None"),
+    versions.slice().reverse().map((v) => h("option", { value: String(v.number), selected: String(v.number) === bNum }, versionOption(v))));
+  const body = h("div", { id: "performance" });
+  page.append(pageHeader("Performance", { subtitle: "Measured on images the version did not train on." }),
+    h("div", { class: "filters" }, field("Version", selA), field("Compare with", selB)), body);
+
+  async function show() {
+    setQuery({ a: selA.value, b: selB.value || undefined });
+    const [a, b] = await Promise.all([
+      api.get(`${base}/versions/${selA.value}`),
+      selB.value ? api.get(`${base}/versions/${selB.value}`) : null,
+    ]);
+    if (!ctx.current()) return;
+    body.replaceChildren(b ? compare(a, b) : single(a));
+  }
+  selA.addEventListener("change", show);
+  selB.addEventListener("change", show);
+  await show();
+}
+
+function single(v) {
+  const mt = v.metrics || {};
+  return h("div",
+    h("div", { class: "cards" },
+      h("div", { class: "stat big" }, h("span", { class: "stat-label" }, "Performance score (mAP@50)"),
+        h("span", { class: "stat-value", id: "score" }, fmt.score(v.performanceScore))),
+      METRICS.map(([k, label]) => stat(label, fmt.pct(mt[k], 1)))),
+    h("div", { class: "columns" },
+      card("Per label", perLabelTable(mt.perLabel || {})),
+      card("About this version", h("dl", { class: "kv" },
+        h("dt", "Version"), h("dd", String(v.number), " ", v.published ? badge("published", "success") : null, " ", v.lastTrained ? badge("last trained", "brand") : null),
+        h("dt", "Trained"), h("dd", fmt.date(v.created)),
+        h("dt", "Preset"), h("dd", v.settings?.preset || "–"),
+        h("dt", "Images"), h("dd", fmt.num(v.imageCount)),
+        h("dt", "Evaluated on"), h("dd", `${fmt.num(mt.evalImages)} images`),
+        h("dt", "Iterations"), h("dd", fmt.num(v.iterations)),
+        h("dt", "Training time"), h("dd", fmt.duration(v.durationSeconds)),
+        h("dt", "Started from"), h("dd", v.startedFrom || "–")),
+      h("h3", "Advice"), adviceList(mt.advice))));
+}
+
+function adviceList(advice) {
+  return advice && advice.length
+    ? h("ul", { class: "advice", id: "advice" }, advice.map((a) => h("li", a)))
+    : h("p", { class: "muted", id: "advice" }, "No advice: the evaluation looks sound.");
+}
+
+function perLabelTable(perLabel) {
+  const rows = Object.entries(perLabel);
+  if (!rows.length) return h("p", { class: "muted" }, "No per-label figures.");
+  return h("table", { class: "table", id: "per-label-metrics" },
+    h("thead", h("tr", h("th", "Label"), h("th", { class: "num" }, "AP50"), h("th", { class: "num" }, "Precision"),
+      h("th", { class: "num" }, "Recall"), h("th", { class: "num" }, "Images"), h("th", { class: "num" }, "Boxes"))),
+    h("tbody", rows.map(([name, x]) => h("tr", h("td", name), h("td", { class: "num" }, fmt.pct(x.ap50, 1)),
+      h("td", { class: "num" }, fmt.pct(x.precision, 1)), h("td", { class: "num" }, fmt.pct(x.recall, 1)),
+      h("td", { class: "num" }, fmt.num(x.images)), h("td", { class: "num" }, fmt.num(x.boxes))))));
+}
+
+function compare(a, b) {
+  const ma = a.metrics || {};
+  const mb = b.metrics || {};
+  const head = h("thead", h("tr", h("th", ""), h("th", { class: "num a" }, `Version ${a.number}`), h("th", { class: "num" }, `Version ${b.number}`)));
+  const row = (label, va, vb, f, d) => h("tr", h("th", label), h("td", { class: "num a" }, f(va), d || ""), h("td", { class: "num" }, f(vb)));
+  const labels = [...new Set([...Object.keys(ma.perLabel || {}), ...Object.keys(mb.perLabel || {})])];
+  return h("div", { class: "columns", id: "compare" },
+    card("Side by side", h("table", { class: "table compare" }, head, h("tbody",
+      row("Score (mAP@50)", a.performanceScore, b.performanceScore, fmt.score, delta(a.performanceScore, b.performanceScore, 1, 1)),
+      METRICS.map(([k, label]) => row(label, ma[k], mb[k], (x) => fmt.pct(x, 1), delta(ma[k], mb[k]))),
+      row("Images", a.imageCount, b.imageCount, fmt.num),
+      row("Preset", a.settings?.preset, b.settings?.preset, (x) => x || "–"),
+      row("Iterations", a.iterations, b.iterations, fmt.num),
+      row("Trained", a.created, b.created, fmt.date)))),
+    card("Per label AP50", h("table", { class: "table compare" }, head, h("tbody", labels.map((name) => {
+      const x = (ma.perLabel || {})[name] || {};
+      const y = (mb.perLabel || {})[name] || {};
+      return row(name, x.ap50, y.ap50, (v) => fmt.pct(v, 1), delta(x.ap50, y.ap50));
+    })))),
+    card(`Advice, version ${a.number}`, adviceList(ma.advice)),
+    card(`Advice, version ${b.number}`, adviceList(mb.advice)));
+}

@@ -1,0 +1,99 @@
+"""The studio on a 390-px phone: quick test with the camera input, paste and a tap-sized layout;
+and a box drawn with a finger (real touch events, through Chromium's DevTools input)."""
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from tests.studio.conftest import shot, sign_in
+from tests.studio.helpers import approved, saved
+from tests.training_data import shapes_image
+
+pytestmark = pytest.mark.slow
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+
+PASTE = """(b64) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const dt = new DataTransfer();
+  dt.items.add(new File([bytes], "pasted.jpg", { type: "image/jpeg" }));
+  document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true }));
+}"""
+
+
+@pytest.fixture
+def trained(trained_server):
+    return trained_server
+
+
+def test_quick_test_on_a_phone(trained, browser):
+    srv, api, m = trained
+    context = browser.new_context(**PHONE)
+    try:
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        sign_in(page, srv)
+        page.goto(f"{srv.url}/studio/#/models/{m['id']}/quick-test")
+        page.wait_for_selector("#qt-drop")
+        file_input = page.locator("#qt-file")
+        assert file_input.get_attribute("capture") == "environment" and file_input.get_attribute("accept") == "image/*"
+        pick = page.locator("#qt-pick").bounding_box()
+        assert pick["height"] >= 32 and pick["x"] >= 0 and pick["x"] + pick["width"] <= 390
+        data, _ = shapes_image(30)
+        file_input.set_input_files({"name": "camera.jpg", "mimeType": "image/jpeg", "buffer": data})
+        page.wait_for_selector("#qt-status:text('candidate boxes')")
+        page.locator("#qt-threshold").fill("0")
+        expected = api.post(f"/models/{m['id']}/quick-test", json={"content": base64.b64encode(data).decode()},
+                            params={"threshold": 0, "maxResults": 100}).json()["predictions"]
+        assert page.locator("#qt-boxes g.det").count() == len(expected) > 0
+        # nothing wider than the screen: no sideways scrolling
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        stage = page.locator("#qt-stage").bounding_box()
+        assert stage["width"] <= 390 and stage["x"] >= 0
+        page.locator("#qt-threshold").fill("0.02")
+        kept = [p for p in expected if p["probability"] >= 0.02]
+        assert page.locator("#qt-boxes g.det").count() == len(kept)
+        shot(page, "13-quick-test-phone")
+        # a pasted image is tested too
+        other, _ = shapes_image(31)
+        page.evaluate(PASTE, base64.b64encode(other).decode())
+        page.wait_for_function("() => document.getElementById('qt-status').textContent.includes('candidate boxes')"
+                               " && document.getElementById('qt-image').naturalWidth > 0")
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_a_box_drawn_with_a_finger(trained, browser):
+    srv, api, m = trained
+    context = browser.new_context(**PHONE)
+    try:
+        page = context.new_page()
+        sign_in(page, srv)
+        ds = m["datasetId"]
+        image_id = api.get(f"/models/{m['id']}/datasets/{ds}/images").json()["items"][0]["id"]
+        page.goto(f"{srv.url}/studio/#/models/{m['id']}/images/{image_id}")
+        page.wait_for_selector("#label-image[src^='blob:']")
+        before = len(approved(api, m["id"], ds, image_id))
+        r = page.locator("#surface").bounding_box()
+        cdp = context.new_cdp_session(page)
+        x0, y0 = r["x"] + r["width"] * 0.1, r["y"] + r["height"] * 0.6
+        x1, y1 = r["x"] + r["width"] * 0.35, r["y"] + r["height"] * 0.9
+        page.keyboard.press("Escape")
+        with saved(page):
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x0, "y": y0}]})
+            for k in range(1, 6):
+                f = k / 5
+                cdp.send("Input.dispatchTouchEvent", {"type": "touchMove",
+                                                      "touchPoints": [{"x": x0 + (x1 - x0) * f, "y": y0 + (y1 - y0) * f}]})
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        boxes = approved(api, m["id"], ds, image_id)
+        assert len(boxes) == before + 1
+        new = [b for b in boxes if abs(b["left"] - 0.1) < 0.02]
+        assert new and abs(new[0]["top"] - 0.6) < 0.02 and abs(new[0]["width"] - 0.25) < 0.02
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        shot(page, "14-labeling-phone")
+    finally:
+        context.close()

@@ -1,0 +1,157 @@
+"""Versions, training control, suggestions, schedule and connector pages in a real browser: cancel
+a run, save a draft, suggest on one image and accept or reject, publish, roll back, compare two
+versions, unpublish, download an export, set and delete the schedule, download the connector."""
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+
+from tests.studio.conftest import shot
+from tests.studio.helpers import saved
+from tests.training_data import poll
+
+pytestmark = pytest.mark.slow
+
+
+def test_cancel_a_run_and_keep_a_draft(trained_server, new_page):
+    srv, api, m = trained_server
+    page, console = new_page(srv)
+    page.goto(f"{srv.url}/studio/#/models/{m['id']}/train")
+    page.check("#preset-fast")
+    page.fill("#budget", "10")
+    page.click("text=Advanced")
+    page.fill("#max-iterations", "5000")
+    page.click("#save-draft")
+    page.wait_for_selector("text=Draft saved")
+    assert api.get(f"/models/{m['id']}/draft").json()["settings"]["maxIterations"] == 5000
+    page.click("#start-training")
+    page.wait_for_selector("#run-status .badge:text('training')", timeout=120_000)
+    page.click("#cancel-run")
+    page.wait_for_selector("#run-result:has-text('Run canceled')", timeout=120_000)
+    runs = api.get(f"/models/{m['id']}/runs").json()
+    assert runs[-1]["status"] == "canceled"
+    assert page.locator("#runs tbody tr").first.locator(".badge").inner_text() == "canceled"
+    shot(page, "07b-train-canceled")
+    # the draft is still there (only a run that succeeds consumes it); it can be discarded
+    page.click("nav.sidenav >> text=Versions")
+    page.wait_for_selector("#draft")
+    assert "fast" in page.inner_text("#draft")
+    page.get_by_role("button", name="Discard draft").click()
+    page.wait_for_selector("h1:text-is('Versions')")
+    page.wait_for_function("() => !document.getElementById('draft')")
+    assert api.get(f"/models/{m['id']}/draft").status_code == 404
+    assert console.problems() == []
+
+
+def test_suggestions_on_one_image_rejected_and_accepted(trained_server, new_page):
+    srv, api, m = trained_server
+    mid, ds = m["id"], m["datasetId"]
+    image_id = api.get(f"/models/{mid}/datasets/{ds}/images").json()["items"][-1]["id"]
+    path = f"/models/{mid}/datasets/{ds}/images/{image_id}"
+    content = api.get(path + "/content").content
+    probs = sorted((p["probability"] for p in api.post(f"/models/{mid}/quick-test", content=content,
+                    headers={"Content-Type": "image/jpeg"}, params={"threshold": 0}).json()["predictions"]), reverse=True)
+    assert len(probs) >= 4
+    page, console = new_page(srv)
+    page.goto(f"{srv.url}/studio/#{path.replace('/datasets/' + str(ds), '')}?dataset={ds}")
+    page.wait_for_selector("#label-image[src^='blob:']")
+    approved_before = sum(r["approved"] for r in api.get(path).json()["regions"])
+    cut = round(probs[3] - 0.001, 4)  # answers round probabilities; stay clear of the 4th one
+    page.fill("#suggest-min", str(cut))
+    page.click("#suggest-image")
+    page.wait_for_selector("#surface .box.suggested rect.frame")
+    pending = [r for r in api.get(path).json()["regions"] if not r["approved"]]
+    assert len(pending) >= 4 and all(r["probability"] >= cut for r in pending)
+    # drawn dashed, with the probability on the tag
+    assert page.locator("#surface .box.suggested").count() == len(pending)
+    assert "%" in page.locator("#surface .box.suggested text").first.text_content()
+    dash = page.eval_on_selector("#surface .box.suggested rect.frame", "el => getComputedStyle(el).strokeDasharray")
+    assert dash not in ("", "none")
+    shot(page, "05c-labeling-suggested")
+    with saved(page):
+        page.locator("#box-list li[data-suggested='true']").first.get_by_role("button", name="Reject").click()
+    assert len([r for r in api.get(path).json()["regions"] if not r["approved"]]) == len(pending) - 1
+    with saved(page):
+        page.click("#accept-all")
+    regions = api.get(path).json()["regions"]
+    assert all(r["approved"] for r in regions) and len(regions) == approved_before + len(pending) - 1
+    assert console.problems() == []
+
+
+def test_publish_roll_back_unpublish_and_export(trained_server, new_page):
+    srv, api, m = trained_server
+    mid = m["id"]
+    versions = api.get(f"/models/{mid}/versions").json()
+    if len(versions) < 2:
+        r = api.post(f"/models/{mid}/train", json={"preset": "fast", "maxIterations": 2, "seed": 2})
+        assert poll(api, r.headers["Location"], timeout=600)["status"] == "succeeded"
+    last = api.get(f"/models/{mid}/versions").json()[-1]["number"]
+    page, console = new_page(srv)
+    page.goto(f"{srv.url}/studio/#/models/{mid}/versions")
+    row = lambda n: page.locator(f"#versions tr[data-version='{n}']")  # noqa: E731
+    row(last).locator("button[data-action='publish']").click()
+    row(last).locator(".badge:text('published')").wait_for()
+    assert api.get(f"/models/{mid}/versions/published").json()["number"] == last
+    # an older version offers a roll back
+    back = row(1).locator("button[data-action='publish']")
+    assert back.inner_text() == "Roll back to this"
+    back.click()
+    row(1).locator(".badge:text('published')").wait_for()
+    assert api.get(f"/models/{mid}/versions/published").json()["number"] == 1
+    shot(page, "10b-versions-rolled-back")
+    # the export downloads as a zip with the config and the weights
+    with page.expect_download() as info:
+        row(1).get_by_role("button", name="Detectron2 zip").click()
+    names = zipfile.ZipFile(io.BytesIO(open(info.value.path(), "rb").read())).namelist()
+    assert "config.yaml" in names and "model_final.pth" in names
+    assert info.value.suggested_filename == "shapes-v1.zip"
+    # two versions side by side
+    page.goto(f"{srv.url}/studio/#/models/{mid}/performance?a={last}&b=1")
+    page.wait_for_selector("#compare")
+    text = page.inner_text("#compare")
+    a, b = (api.get(f"/models/{mid}/versions/{n}").json() for n in (last, 1))
+    assert f"Version {last}" in text and "Version 1" in text
+    assert f"{a['performanceScore']:.1f}" in text and f"{b['performanceScore']:.1f}" in text
+    assert page.locator("#compare table").first.locator("tbody tr").count() >= 6
+    shot(page, "08b-performance-compare")
+    page.goto(f"{srv.url}/studio/#/models/{mid}/versions")
+    row(1).locator("button[data-action='unpublish']").click()
+    page.get_by_role("dialog").get_by_role("button", name="Unpublish").click()
+    page.wait_for_selector("text=No version is published")
+    assert api.get(f"/models/{mid}").json()["publishedVersionId"] is None
+    assert console.problems() == []
+
+
+def test_schedule_and_connector(trained_server, new_page):
+    srv, api, m = trained_server
+    page, console = new_page(srv)
+    page.goto(f"{srv.url}/studio/#/models/{m['id']}/schedule")
+    page.wait_for_selector("#schedule-state:text('No schedule')")
+    page.fill("#cron", "0 3 * * 1")
+    page.uncheck("#only-new")
+    page.click("#save-schedule")
+    page.wait_for_selector("#schedule-state dd:has-text('enabled')")
+    schedule = api.get(f"/models/{m['id']}/schedule").json()
+    assert schedule["cron"] == "0 3 * * 1" and schedule["onlyIfNewData"] is False and schedule["enabled"] is True
+    assert schedule["nextRun"] and page.inner_text("#schedule-state").count("–") <= 2  # next run shown
+    shot(page, "15-schedule")
+    page.fill("#cron", "every day")
+    page.click("#save-schedule")
+    page.wait_for_selector(".toast.error:has-text('not valid')")
+    assert api.get(f"/models/{m['id']}/schedule").json()["cron"] == "0 3 * * 1"  # a bad cron changes nothing
+    page.click("#delete-schedule")
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    page.wait_for_selector("#schedule-state:text('No schedule')")
+    assert api.get(f"/models/{m['id']}/schedule").status_code == 404
+    # the connector package downloads without the key; the page says how to import it
+    page.click("text=Connector")
+    page.wait_for_selector("h1:text-is('Connector')")
+    with page.expect_download() as info:
+        page.click("#connector-download")
+    names = zipfile.ZipFile(info.value.path()).namelist()
+    assert "apiDefinition.swagger.json" in names and "apiProperties.json" in names
+    assert "Import an OpenAPI file" in page.inner_text("main")
+    shot(page, "16-connector")
+    assert console.problems() == []
