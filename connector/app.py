@@ -18,8 +18,8 @@ from .errors import OdError
 from .inference.cache import PredictorCache
 from .inference.model_thread import ModelThread
 from .jobs.reaper import RunReaper
-from .jobs.background import JobRunner
-from .jobs.runs import RunManager
+from .jobs.background import job_runner
+from .jobs.runs import run_manager
 from .jobs.scheduler import RetrainScheduler
 from .jobs.warmer import PublishedWarmer
 from .jobs.webhooks import WebhookDispatcher
@@ -27,7 +27,7 @@ from .metrics import MetricsMiddleware, exposition
 from .routes import METRICS, SWAGGER_UI
 from .routing import SnakeCaseResolver
 from .security import api_key_handler
-from .services import dataset_suggestions
+from .services import dataset_suggestions, health
 from .services.inference import predictor_loader
 from .spec import SPEC_DIR, SPEC_FILE
 from .studio import blueprint as studio_blueprint
@@ -52,17 +52,17 @@ def _start_parts(config: dict, store: Store) -> AppContext:
     webhooks = WebhookDispatcher(store, config)
     webhooks.start()
     if config["jobs"]["broker_url"]:
-        from .jobs.celery_app import CeleryRunner  # Celery is imported only where it is used
-        runs = CeleryRunner(store, config)
+        from .jobs.celery_app import celery_runners  # Celery is imported only where it is used
+        runs, jobs = celery_runners(store, config)
     else:
-        runs = RunManager(store, config)
+        runs = run_manager(store, config)
+        # After the runs and predictors it uses: closed before them.
+        jobs = job_runner(store, config, functools.partial(dataset_suggestions.execute, store, config, predictors, runs))
     runs.start()
     reaper = RunReaper(store, config)
     reaper.start()
     scheduler = RetrainScheduler(store, config, runs.submit)
     scheduler.start()
-    # After the runs and predictors it uses: closed before them.
-    jobs = JobRunner(store, functools.partial(dataset_suggestions.execute, store, config, predictors, runs))
     jobs.start()
     return AppContext(config=config, store=store, model_thread=model_thread, predictors=predictors,
                       webhooks=webhooks, runs=runs, reaper=reaper, scheduler=scheduler, warmer=warmer, jobs=jobs)
@@ -105,7 +105,7 @@ def create_app(config: dict | None = None) -> connexion.FlaskApp:
 
     @flask_app.get(METRICS)
     def _metrics():  # for Prometheus, beside the API (no key: expose it only where scrapers reach)
-        body, content_type = exposition(context.store, context.config)
+        body, content_type = exposition(lambda: health.figures(context.store, context.config))
         return Response(body, content_type=content_type)
 
     app.odconnect = context  # tests and the CLI reach the parts here

@@ -14,11 +14,10 @@ from model_store import Store
 
 if TYPE_CHECKING:  # the parts import torch and APScheduler; the context itself stays light
     from .inference.cache import PredictorCache
-    from .jobs.background import JobRunner
     from .inference.model_thread import ModelThread
     from .jobs.celery_app import CeleryRunner
+    from .jobs.serial import SerialRunner
     from .jobs.reaper import RunReaper
-    from .jobs.runs import RunManager
     from .jobs.scheduler import RetrainScheduler
     from .jobs.warmer import PublishedWarmer
     from .jobs.webhooks import WebhookDispatcher
@@ -31,11 +30,11 @@ class AppContext:
     model_thread: "ModelThread"
     predictors: "PredictorCache"
     webhooks: "WebhookDispatcher"
-    runs: "RunManager | CeleryRunner"  # the embedded runner, or Celery workers (jobs.broker_url)
+    runs: "SerialRunner | CeleryRunner"  # training runs: on a thread here, or on Celery workers (jobs.broker_url)
     reaper: "RunReaper"
     scheduler: "RetrainScheduler"
     warmer: "PublishedWarmer"
-    jobs: "JobRunner"  # background jobs of models (dataset-wide suggestions)
+    jobs: "SerialRunner | CeleryRunner"  # background jobs of models (dataset-wide suggestions), likewise
 
     @property
     def limits(self) -> dict:

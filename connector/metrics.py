@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -52,27 +53,28 @@ def record_detection(model: str, found: int) -> None:
 
 
 class StoreCollector:
-    """Figures read from the database when Prometheus scrapes."""
+    """Figures read from the database when Prometheus scrapes: `read()` gives
+    {"runs": {state: count}, "workers": [{id, device, secondsSinceHeartbeat}, ...]}."""
 
-    def __init__(self, store, config: dict):
-        self.store, self.config = store, config
+    def __init__(self, read: Callable[[], dict]):
+        self.read = read
 
     def collect(self):
-        from .services import training, workers
+        figures = self.read()
         states = GaugeMetricFamily("odconnect_runs", "Training runs by state", labels=["state"])
-        for state, count in sorted(training.run_counts(self.store).items()):
+        for state, count in sorted(figures["runs"].items()):
             states.add_metric([state], count)
         yield states
-        queued = training.run_counts(self.store).get("queued", 0)
-        yield GaugeMetricFamily("odconnect_queue_length", "Training runs waiting for a worker", value=queued)
+        yield GaugeMetricFamily("odconnect_queue_length", "Training runs waiting for a worker",
+                                value=figures["runs"].get("queued", 0))
         ages = GaugeMetricFamily("odconnect_worker_heartbeat_age_seconds",
                                  "Seconds since each training worker's last heartbeat", labels=["worker", "device"])
-        for w in workers.listing(self.store, self.config["jobs"]["stale_after_seconds"]):
+        for w in figures["workers"]:
             ages.add_metric([w["id"], w["device"]], w["secondsSinceHeartbeat"])
         yield ages
 
 
-def exposition(store, config: dict) -> tuple[bytes, str]:
+def exposition(read: Callable[[], dict]) -> tuple[bytes, str]:
     """The metrics page: this process's (or, in multiprocess mode, all processes') counters plus
     the database's figures."""
     registry = CollectorRegistry()
@@ -82,5 +84,5 @@ def exposition(store, config: dict) -> tuple[bytes, str]:
     else:
         for metric in (REQUEST_SECONDS, DETECT_IMAGES, DETECTIONS):
             registry.register(metric)
-    registry.register(StoreCollector(store, config))
+    registry.register(StoreCollector(read))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -188,6 +188,10 @@ class Job(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    # As for training runs: the process doing it, its heartbeat, and a cancel asked for anywhere.
+    worker: Mapped[str] = mapped_column(String(255), default="")
+    heartbeat_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         # One active job per model: two would only queue behind each other on the model thread.

@@ -1,4 +1,4 @@
-"""Fails training runs whose process was killed: their heartbeat stops, and after
+"""Fails training runs (and background jobs) whose process was killed: their heartbeat stops, and after
 `jobs.stale_after_seconds` the reaper, looking every `jobs.reaper_seconds`, marks them failed.
 
 Every API process runs one; the update is conditional on the stale heartbeat, so two reapers
@@ -11,7 +11,7 @@ import threading
 
 from model_store import Store
 
-from ..services import training
+from ..services import jobs, training
 
 log = logging.getLogger("odconnect.jobs")
 
@@ -32,6 +32,8 @@ class RunReaper:
             try:
                 for run_id in training.reap_stale_runs(self.store, self.stale_after):
                     log.warning("run %s failed: its training process stopped beating", run_id)
+                for job_id in jobs.reap_stale_jobs(self.store, self.stale_after):
+                    log.warning("job %s failed: its process stopped beating", job_id)
             except Exception:  # the store may be briefly unreachable; look again next time
                 log.exception("reaping stale runs failed")
 

@@ -32,6 +32,13 @@ def check(store: Store, config: dict) -> dict:
     return {"status": "degraded" if degraded else "ok", "parts": parts}
 
 
+def figures(store: Store, config: dict) -> dict:
+    """What the metrics read from the database at each scrape (see connector/metrics.py)."""
+    from . import training
+    return {"runs": training.run_counts(store),
+            "workers": workers.listing(store, config["jobs"]["stale_after_seconds"])}
+
+
 def _broker(url: str) -> dict:
     import redis
     try:
