@@ -76,11 +76,11 @@ class Cluster:
         return [sys.executable, "-m", "connector.cli", "--config", str(self.config_file), *args]
 
     def run(self, *args) -> subprocess.CompletedProcess:
-        return subprocess.run(self.odconnect(*args), env=self.env, capture_output=True, text=True, timeout=180)
+        return subprocess.run(self.odconnect(*args), env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=180)
 
     def start(self, *args, name: str) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "w")
-        proc = subprocess.Popen(self.odconnect(*args), env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(self.odconnect(*args), env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
         def stop():
             if proc.poll() is None:
@@ -144,10 +144,10 @@ def test_two_api_processes_two_workers_postgres_and_redis(tmp_path):
             models.append(m)
         runs = []
         for m, base in zip(models, (api1, api2)):
-            status, run = call(base, f"/models/{m['id']}/train", "POST", {"maxIterations": 40})
+            status, run = call(base, f"/models/{m['id']}/train", "POST", {"maxIterations": 10})
             assert status == 202, run
             runs.append(run)
-        done = [wait_until(lambda m=m, r=r: finished(api2, m["id"], r["id"]), 240, "both runs")
+        done = [wait_until(lambda m=m, r=r: finished(api2, m["id"], r["id"]), 600, "both runs")
                 for m, r in zip(models, runs)]
         assert [r["status"] for r in done] == ["succeeded", "succeeded"], done
         from model_store import Store
