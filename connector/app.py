@@ -28,7 +28,7 @@ from .routes import METRICS, SWAGGER_UI
 from .routing import SnakeCaseResolver
 from .security import api_key_handler
 from .services import dataset_suggestions, health
-from .services.inference import predictor_loader
+from .services.inference import predictor_loader, publish
 from .spec import SPEC_DIR, SPEC_FILE
 from .studio import blueprint as studio_blueprint
 
@@ -55,7 +55,8 @@ def _start_parts(config: dict, store: Store) -> AppContext:
         from .jobs.celery_app import celery_runners  # Celery is imported only where it is used
         runs, jobs = celery_runners(store, config)
     else:
-        runs = run_manager(store, config)
+        # The promotion gate publishes through the publish service: the cache warms, the webhook fires.
+        runs = run_manager(store, config, publish=lambda model_id, number: publish(store, predictors, model_id, number))
         # After the runs and predictors it uses: closed before them.
         jobs = job_runner(store, config, functools.partial(dataset_suggestions.execute, store, config, predictors, runs))
     runs.start()

@@ -48,17 +48,25 @@ DEFAULTS: dict[str, Any] = {
     },
     "limits": {
         "max_image_bytes": 6 * MB,
-        "min_side": 256,
+        # Small pictures are accepted (detectron2 scales every image to the preset's size); the
+        # data check advises on pictures under data_check.small_image_side.
+        "min_side": 32,
         "max_side": 10240,
         "formats": ["JPEG", "PNG", "BMP", "GIF", "WEBP"],
         "max_files_per_upload": 64,
         "max_import_bytes": 2048 * MB,
     },
     "data_check": {
-        # Custom Vision and AI Builder refuse to train a label with fewer than 15 images.
-        "min_images_per_label": 15,
+        # Fewer images than this for a label blocks training. Custom Vision asks for 15; with the
+        # pretrained default preset 5 labeled images per label already train a useful model.
+        "min_images_per_label": 5,
+        # Under this many, advice: the score will vary from run to run and on new pictures.
+        "stable_images_per_label": 15,
+        # Under this many, advice: the score may be optimistic.
         "advised_images_per_label": 50,
         "max_imbalance_ratio": 2.0,
+        # Pictures under this many pixels on their shorter side get advice (they still train).
+        "small_image_side": 256,
     },
     "training": {
         # Runs queue and train one at a time per server process: detectron2 keeps training
@@ -82,6 +90,18 @@ DEFAULTS: dict[str, Any] = {
         "heartbeat_seconds": 10.0,
         "stale_after_seconds": 45.0,
         "reaper_seconds": 15.0,
+    },
+    "scheduler": {
+        # Any number of server processes may share one database; the one holding the scheduler
+        # lease fires the schedules. It renews the lease every renew_seconds; when it dies, another
+        # process takes over at most lease_seconds + renew_seconds later, and fires what fell due
+        # meanwhile (within misfire_grace_seconds). See connector/jobs/leader.py.
+        "lease_seconds": 15.0,
+        "renew_seconds": 5.0,
+        "misfire_grace_seconds": 3600,
+        # Allow a sixth, leading seconds field in schedule crons ("*/5 * * * * *"); tests fire a
+        # real schedule every few seconds with it. Off: five fields, at most one firing a minute.
+        "cron_seconds": False,
     },
     "suggestions": {
         # Suggesting boxes for a whole dataset (ML-assisted labeling) runs as a job. When the

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from model_store.schema import (Dataset, Draft, Image, Job, Label, Model, Region, Schedule, TrainingRun,
+from model_store.schema import (Dataset, Draft, GateEntry, Image, Job, Label, Model, Region, Schedule, TrainingRun,
                                 Version, WebhookDelivery, WebhookSubscription, WeightFile)
 
 
@@ -113,10 +113,23 @@ def run_view(run: TrainingRun, base_url: str = "") -> dict:
     }
 
 
-def schedule_view(sch: Schedule, next_run: dt.datetime | None = None) -> dict:
+def schedule_view(sch: Schedule, next_run: dt.datetime | None = None, last: GateEntry | None = None) -> dict:
+    """A schedule; `last` is its newest firing (the gate history holds them all)."""
     return {"modelId": sch.model_id, "cron": sch.cron, "onlyIfNewData": sch.only_if_new_data,
-            "enabled": sch.enabled, "lastFired": iso(sch.last_fired_at), "lastOutcome": sch.last_outcome or None,
+            "enabled": sch.enabled, "publish": sch.publish, "publishMargin": sch.publish_margin,
+            "lastFired": iso(last.fired_at) if last else None,
+            "lastOutcome": (f"{last.outcome}: {last.detail}" if last.detail else last.outcome) if last else None,
             "nextRun": next_run.isoformat() if next_run else None}
+
+
+def gate_entry_view(e: GateEntry, version_numbers: dict[int, int]) -> dict:
+    """A schedule firing or gated run; `version_numbers` maps the model's version ids to numbers."""
+    return {"id": e.id, "modelId": e.model_id, "trigger": e.trigger, "scheduledFor": iso(e.scheduled_for),
+            "firedAt": iso(e.fired_at), "firedBy": e.fired_by or None, "publish": e.publish,
+            "publishMargin": e.publish_margin, "outcome": e.outcome, "detail": e.detail or None,
+            "runId": e.run_id, "version": version_numbers.get(e.version_id), "newScore": e.new_score,
+            "publishedVersion": version_numbers.get(e.published_version_id), "publishedScore": e.published_score,
+            "comparedOn": e.compared_on or None, "finished": iso(e.finished_at)}
 
 
 def draft_view(draft: Draft, model: Model, base: Version | None) -> dict:

@@ -215,15 +215,53 @@ class WeightFile(Base):
 
 
 class Schedule(Base):
-    """Scheduled retraining of a model on new data (APScheduler cron syntax)."""
+    """Scheduled retraining of a model on new data (APScheduler cron syntax), and whether the
+    version it trains replaces the published one (the promotion gate)."""
     __tablename__ = "schedules"
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), primary_key=True)
     cron: Mapped[str] = mapped_column(String(128))
     only_if_new_data: Mapped[bool] = mapped_column(Boolean, default=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    last_fired_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    last_outcome: Mapped[str] = mapped_column(String(512), default="")
+    publish: Mapped[str] = mapped_column(String(16), default="never")  # never | ifBetter | always
+    publish_margin: Mapped[float] = mapped_column(Float, default=0.0)  # score points (0..100 scale)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class GateEntry(Base):
+    """One firing of a schedule, or one manual run trained with a publish policy, and what the
+    promotion gate made of it. A schedule firing is also its claim: (model, scheduled time) is
+    unique, so however many processes fire the same scheduled time, one row and one run exist."""
+    __tablename__ = "gate_history"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    trigger: Mapped[str] = mapped_column(String(16))  # schedule | api | retrain
+    scheduled_for: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)  # schedule firings only
+    fired_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    fired_by: Mapped[str] = mapped_column(String(128), default="")  # the scheduler process that fired
+    publish: Mapped[str] = mapped_column(String(16))
+    publish_margin: Mapped[float] = mapped_column(Float, default=0.0)
+    # training (waiting for its run) | skipped | trained | published | kept | failed
+    outcome: Mapped[str] = mapped_column(String(16), default="training")
+    detail: Mapped[str] = mapped_column(String(1024), default="")
+    run_id: Mapped[Optional[int]] = mapped_column(ForeignKey("training_runs.id"), index=True)
+    version_id: Mapped[Optional[int]] = mapped_column(ForeignKey("versions.id"))
+    new_score: Mapped[Optional[float]] = mapped_column(Float)
+    published_version_id: Mapped[Optional[int]] = mapped_column(ForeignKey("versions.id"))
+    published_score: Mapped[Optional[float]] = mapped_column(Float)
+    # {"source": evaluationDataset | heldOut, "images": n, "seenByPublished": k}
+    compared_on: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    __table_args__ = (UniqueConstraint("model_id", "scheduled_for", name="uq_gate_firing"),)
+
+
+class SchedulerLease(Base):
+    """Which server process fires the schedules: the one holding this lease, renewed while it
+    lives; another takes it over once it has expired (connector/jobs/leader.py)."""
+    __tablename__ = "scheduler_lease"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    acquired_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class WebhookSubscription(Base):

@@ -21,16 +21,51 @@ def codes(check):
     return {(w["code"], w["severity"], w["label"]) for w in check["warnings"]}
 
 
-def test_blocking_under_15_and_per_label_counts(api):
-    m = api.model("fruit", ["apple", "banana"])
-    seed_images(api, m, {"apple": 15, "banana": 14}, unboxed=2)
+def test_blocking_under_5_and_per_label_counts(api):
+    m = api.model("fruit", ["apple", "banana", "cherry"])
+    seed_images(api, m, {"apple": 15, "banana": 4}, unboxed=2)
     check = api.get(f"/models/{m['id']}/data-check").json()
-    assert [(x["name"], x["images"], x["boxes"]) for x in check["labels"]] == [("apple", 15, 15), ("banana", 14, 14)]
-    assert check["images"] == 31 and check["imagesWithoutBoxes"] == 2
+    assert [(x["name"], x["images"], x["boxes"]) for x in check["labels"]] == [
+        ("apple", 15, 15), ("banana", 4, 4), ("cherry", 0, 0)]
+    assert check["images"] == 21 and check["imagesWithoutBoxes"] == 2
     assert ("TooFewImages", "blocking", "banana") in codes(check)
+    assert ("NoImages", "blocking", "cherry") in codes(check)
     assert ("FewImages", "advice", "apple") in codes(check)
     assert ("ImagesWithoutBoxes", "advice", None) in codes(check)
     assert check["canTrain"] is False
+
+
+def test_five_per_label_trains_with_advice_that_the_score_will_vary(api):
+    m = api.model("fruit", ["apple", "banana"])
+    seed_images(api, m, {"apple": 5, "banana": 14})
+    check = api.get(f"/models/{m['id']}/data-check").json()
+    assert check["canTrain"] is True
+    assert {("VeryFewImages", "advice", "apple"), ("VeryFewImages", "advice", "banana")} <= codes(check)
+    vary = [w["message"] for w in check["warnings"] if w["code"] == "VeryFewImages"]
+    assert all("under 15 the performance score will vary" in m for m in vary)
+
+
+def test_a_label_without_images_blocks_even_with_no_minimum(make_app):
+    from tests.conftest import Api
+    api = Api(make_app(data_check={"min_images_per_label": 0}))
+    m = api.model("fruit", ["apple", "banana"])
+    seed_images(api, m, {"apple": 1})
+    check = api.get(f"/models/{m['id']}/data-check").json()
+    assert codes(check) >= {("NoImages", "blocking", "banana")} and check["canTrain"] is False
+
+
+def test_small_pictures_are_kept_and_get_advice(api):
+    m = api.model("fruit", ["apple"])
+    small = [{"content": b64(png_bytes(40, 32, seed=s)),
+              "regions": [{"labelName": "apple", "left": 0.2, "top": 0.2, "width": 0.5, "height": 0.5}]}
+             for s in range(3)]
+    r = api.post(f"/models/{m['id']}/datasets/{m['datasetId']}/images", json={"images": small})
+    assert r.status_code == 201 and r.json()["created"] == 3, r.text
+    seed_images(api, m, {"apple": 2})  # 320x256: not small
+    check = api.get(f"/models/{m['id']}/data-check").json()
+    assert check["smallImages"] == 3
+    small_advice = [w for w in check["warnings"] if w["code"] == "SmallImages"]
+    assert small_advice[0]["severity"] == "advice" and "3 images are under 256 px" in small_advice[0]["message"]
 
 
 def test_advice_only_can_train_and_imbalance(api):
@@ -44,7 +79,8 @@ def test_advice_only_can_train_and_imbalance(api):
 
 def test_rules_come_from_config_and_dataset_filter(make_app):
     from tests.conftest import Api
-    api = Api(make_app(data_check={"min_images_per_label": 2, "advised_images_per_label": 3}))
+    api = Api(make_app(data_check={"min_images_per_label": 2, "stable_images_per_label": 3,
+                                   "advised_images_per_label": 3}))
     m = api.model("fruit", ["apple"])
     seed_images(api, m, {"apple": 3})
     check = api.get(f"/models/{m['id']}/data-check").json()

@@ -83,7 +83,7 @@ def test_duplicate_upload_is_reported_not_stored_twice(api):
     (b"plain text pretending to be a jpeg", 415, "not a recognised image"),
     (half(png_bytes(fmt="JPEG")), 400, "corrupt or truncated"),
     (png_header_only(20000, 20000), 413, "too large to decode safely"),
-    (png_bytes(100, 100), 400, "under the minimum of 256 px"),
+    (png_bytes(31, 100), 400, "under the minimum of 32 px"),
     (png_header_only(12000, 300), 413, "over the limit of 10240 px per side"),
 ])
 def test_bad_files_are_rejected_with_the_reason_and_nothing_changes(api, payload, status, needle):

@@ -225,6 +225,22 @@ def test_torchscript_export_matches_the_predictor(trained):
     assert "model.ts" not in plain.namelist()
 
 
+def test_onnx_export_zip_holds_the_graph_and_its_documentation(trained):
+    import json
+    api, m = trained
+    r = api.get(f"/models/{m['id']}/versions/1/export", params={"format": "onnx"})
+    assert r.status_code == 200, r.text
+    archive = zipfile.ZipFile(io.BytesIO(r.content))
+    names = set(archive.namelist())
+    assert {"config.yaml", "model_final.pth", "model.onnx", "onnx.json"} <= names and "model.ts" not in names
+    meta = json.loads(archive.read("onnx.json"))
+    assert meta["architecture"] == "retinanet" and meta["labels"] == [t["name"] for t in m["labels"]]
+    assert meta["input"]["resize"]["min_size"] == 128
+    plain = zipfile.ZipFile(io.BytesIO(api.get(f"/models/{m['id']}/versions/1/export").content)).namelist()
+    assert "model.onnx" not in plain and "onnx.json" not in plain
+    assert api.get(f"/models/{m['id']}/versions/1/export", params={"format": "tflite"}).status_code == 400
+
+
 def test_a_restarted_server_warms_the_published_version(trained):
     from connector.app import create_app
     api, m = trained

@@ -123,16 +123,16 @@ def test_budget_stops_a_long_run_and_keeps_the_model(tapi):
 
 
 def test_data_check_blocks_fast_with_its_message(make_app):
-    api = Api(make_app(training=TINY["training"]))  # default rules: 15 images per label
+    api = Api(make_app(training=TINY["training"]))  # default rules: 5 images per label
     m = api.model("shapes", LABELS)
     upload_shapes(api, m, 20, boxes=False)
     before = store_snapshot(api.app)
     r = start(api, m, status=400)
-    assert "the data check blocks training" in r.json()["detail"] and "'square' has 0 images" in r.json()["detail"]
+    assert "the data check blocks training" in r.json()["detail"] and "'square' has no images" in r.json()["detail"]
     assert r.json()["dataCheck"]["canTrain"] is False
-    upload_shapes(api, m, 8, start=100)
+    upload_shapes(api, m, 8, start=100)  # 8 squares, 4 circles
     r = start(api, m, status=400)
-    assert "at least 15 are needed" in r.json()["detail"]
+    assert "label 'circle' has 4 images with boxes; at least 5 are needed" in r.json()["detail"]
     assert store_snapshot(api.app)["training_runs"] == before["training_runs"] == []
 
 

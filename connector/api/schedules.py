@@ -1,21 +1,26 @@
 from __future__ import annotations
 
 from ..context import ctx
+from ..services import gate
 from ..services import schedules as svc
 
 
 def get_retrain_schedule(model_id):
     c = ctx()
-    return svc.get_schedule(c.store, c.scheduler, model_id)
+    return svc.get_schedule(c.store, c.config, model_id)
 
 
 def set_retrain_schedule(model_id, body):
     c = ctx()
-    return svc.save_schedule(c.store, c.scheduler, model_id, body["cron"], body.get("onlyIfNewData", True),
-                             body.get("enabled", True))
+    return svc.save_schedule(c.store, c.config, c.scheduler, model_id, body["cron"], body.get("onlyIfNewData", True),
+                             body.get("enabled", True), body.get("publish", "never"), body.get("publishMargin", 0.0))
 
 
 def delete_retrain_schedule(model_id):
     c = ctx()
     svc.delete_schedule(c.store, c.scheduler, model_id)
     return None, 204
+
+
+def list_schedule_history(model_id, limit=50):
+    return gate.history(ctx().store, model_id, limit)

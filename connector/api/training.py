@@ -19,8 +19,7 @@ def train_model(model_id, body=None):
 
 def retrain_version(model_id, version, body=None):
     c = ctx()
-    return _accepted(svc.submit_training(c.store, c.config, c.runs, model_id,
-                                         {"warmStart": bool((body or {}).get("warmStart"))}, "retrain", version))
+    return _accepted(svc.submit_training(c.store, c.config, c.runs, model_id, body, "retrain", version))
 
 
 def list_training_runs(model_id):

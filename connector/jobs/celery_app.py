@@ -113,7 +113,7 @@ def run_worker(config: dict, device: str, loglevel: str = "INFO") -> None:
     from ..inference.cache import PredictorCache
     from ..inference.model_thread import ModelThread
     from ..services import dataset_suggestions
-    from ..services.inference import predictor_loader
+    from ..services.inference import predictor_loader, publish
 
     store = Store(config["storage"]["database_url"], config["storage"]["root"])
     app = celery_app(config)
@@ -127,7 +127,8 @@ def run_worker(config: dict, device: str, loglevel: str = "INFO") -> None:
     def train_run(run_id: int) -> None:
         cancel = CancelSignal()
         with watched(lambda: training.heartbeat(store, run_id), cancel, every):
-            training.execute_run(store, config, run_id, cancel, worker_id, device=device)
+            training.execute_run(store, config, run_id, cancel, worker_id, device=device,
+                                 publish=lambda model_id, number: publish(store, predictors, model_id, number))
 
     @app.task(name=TRAIN_TASK)
     def train(run_id: int) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,19 +15,11 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode, get_cfg
 from detectron2.modeling import build_model
 
+from .detection import Detection
+
 __all__ = ["Detection", "Predictor", "load_cfg"]
 
 logger = logging.getLogger("odconnect.modeling")
-
-
-@dataclass(frozen=True)
-class Detection:
-    label_index: int
-    score: float
-    x0: float
-    y0: float
-    x1: float
-    y1: float
 
 
 def _register_custom_backbones() -> None:

@@ -1,8 +1,11 @@
 """The data check a maker reads before training, and training reads before it starts.
 
-Rules follow Custom Vision / AI Builder: fewer than 15 images for a label blocks
-training; fewer than 50 is advice (the score may be optimistic); one label
-with more than twice the images of another is advice (imbalance).
+Rules (data_check.* settings): a label with no images, or fewer than 5, blocks training
+(Custom Vision asks for 15, but the pretrained default preset trains a useful model from 5);
+under 15 is advice that the score will vary, under 50 that it may be optimistic; one label
+with more than twice the images of another is advice (imbalance); pictures under 256 px on
+their shorter side are advice too (they train, scaled up, but small objects in them may be
+missed). Only approved boxes count: suggestions waiting for review are not labels yet.
 """
 from __future__ import annotations
 
@@ -30,11 +33,14 @@ def data_check(store: Store, rules: dict, model_ref, dataset_id: int | None = No
             select(Region.image_id, Region.label_id, Region.approved)
             .join(Image, Image.id == Region.image_id)
             .where(Image.dataset_id.in_(ids), Image.deleted_at.is_(None))).all()
+        small = sum(1 for i in images if min(i.width, i.height) < rules["small_image_side"])
         return summarize(model.labels, [i.id for i in images], rows, rules,
-                         datasets=[{"id": d.id, "name": d.name, "kind": d.kind} for d in datasets])
+                         datasets=[{"id": d.id, "name": d.name, "kind": d.kind} for d in datasets],
+                         small_images=small)
 
 
-def summarize(labels, image_ids: list[int], region_rows, rules: dict, datasets: list[dict]) -> dict:
+def summarize(labels, image_ids: list[int], region_rows, rules: dict, datasets: list[dict],
+              small_images: int = 0) -> dict:
     """Pure counting: per label images/boxes (approved boxes only), then the warnings."""
     images_per_label: dict[int, set] = defaultdict(set)
     boxes_per_label: dict[int, int] = defaultdict(int)
@@ -51,14 +57,23 @@ def summarize(labels, image_ids: list[int], region_rows, rules: dict, datasets: 
     per_label = [{"labelId": t.id, "name": t.name, "images": len(images_per_label[t.id]),
                   "boxes": boxes_per_label[t.id]} for t in labels]
     warnings = []
-    min_images, advised = rules["min_images_per_label"], rules["advised_images_per_label"]
+    min_images, stable = rules["min_images_per_label"], rules["stable_images_per_label"]
+    advised = rules["advised_images_per_label"]
     if not labels:
         warnings.append(_warn("NoLabels", "blocking", None, "the model has no labels; add at least one"))
     for entry in per_label:
         n, name = entry["images"], entry["name"]
-        if n < min_images:
+        if n == 0:  # whatever the configured minimum: a label nothing shows cannot be learned
+            warnings.append(_warn("NoImages", "blocking", name,
+                                  f"label {name!r} has no images with boxes; box it on at least "
+                                  f"{max(min_images, 1)} images or remove the label"))
+        elif n < min_images:
             warnings.append(_warn("TooFewImages", "blocking", name,
                                   f"label {name!r} has {n} images with boxes; at least {min_images} are needed to train"))
+        elif n < stable:
+            warnings.append(_warn("VeryFewImages", "advice", name,
+                                  f"label {name!r} has {n} images; under {stable} the performance score will vary "
+                                  "from run to run and on new pictures: add images to make it dependable"))
         elif n < advised:
             warnings.append(_warn("FewImages", "advice", name,
                                   f"label {name!r} has {n} images; under {advised} the performance score may be optimistic"))
@@ -73,6 +88,11 @@ def summarize(labels, image_ids: list[int], region_rows, rules: dict, datasets: 
     if unboxed:
         warnings.append(_warn("ImagesWithoutBoxes", "advice", None,
                               f"{unboxed} images have no approved boxes and do not train"))
+    if small_images:
+        side = rules["small_image_side"]
+        warnings.append(_warn("SmallImages", "advice", None,
+                              f"{small_images} images are under {side} px on their shorter side; they train, "
+                              "scaled up to the preset's size, but small objects in them may be missed"))
     if pending:
         warnings.append(_warn("UnapprovedBoxes", "advice", None,
                               f"{pending} suggested boxes are waiting for approval and do not train"))
@@ -83,6 +103,7 @@ def summarize(labels, image_ids: list[int], region_rows, rules: dict, datasets: 
         "imagesWithoutBoxes": unboxed,
         "boxes": sum(boxes_per_label.values()),
         "unapprovedBoxes": pending,
+        "smallImages": small_images,
         "labels": per_label,
         "warnings": warnings,
         "canTrain": not any(w["severity"] == "blocking" for w in warnings),

@@ -8,6 +8,7 @@ Custom Vision's shape, plus AI Builder's counts per label.
 from __future__ import annotations
 
 import io
+import json
 import time
 import zipfile
 from dataclasses import dataclass
@@ -239,11 +240,12 @@ def quick_test(ctx: "AppContext", model_ref, version_ref: str | None, data: byte
     return body, draw_detections(image, kept)
 
 
-EXPORT_FORMATS = ("detectron2", "torchscript")
+EXPORT_FORMATS = ("detectron2", "torchscript", "onnx")
 
 
 def export_version(ctx: "AppContext", model_ref, version_ref: str, fmt: str) -> tuple[str, bytes]:
-    """(file name, zip bytes) of a version's files; TorchScript is traced once, on the model thread."""
+    """(file name, zip bytes) of a version's files. TorchScript is traced and ONNX exported once,
+    on the model thread (both run the model); a version ONNX cannot express is a 409 saying why."""
     if fmt not in EXPORT_FORMATS:
         raise Invalid(f"unknown export format {fmt!r}; choose one of {list(EXPORT_FORMATS)}")
     target = resolve(ctx.store, model_ref, version_ref, "lastTrained")
@@ -252,7 +254,15 @@ def export_version(ctx: "AppContext", model_ref, version_ref: str, fmt: str) -> 
     wanted = [files.weights, files.config]
     if fmt == "torchscript":
         from ..inference.export import export_torchscript
-        wanted.append(ctx.model_thread.call(export_torchscript, files.folder))  # tracing runs the model
+        wanted.append(ctx.model_thread.call(export_torchscript, files.folder))
+    elif fmt == "onnx":
+        from ..inference.onnx_export import OnnxExportError, export_onnx
+        try:
+            meta = ctx.model_thread.call(export_onnx, files.folder)
+        except OnnxExportError as exc:
+            raise Conflict(f"version {target.version_number} cannot be exported to ONNX: {exc}") from exc
+        graphs = json.loads(meta.read_text())["graphs"].values()
+        wanted += [files.folder / name for name in graphs] + [meta]
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in wanted:

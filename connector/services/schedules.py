@@ -1,36 +1,58 @@
-"""Scheduled retraining: a cron per model, and what happens when it fires."""
+"""Scheduled retraining: a cron per model, and what happens when it fires.
+
+A firing first claims its (model, scheduled time) in the gate history (connector/services/gate.py),
+so that it happens once however many processes fire it; then it skips when the training data has
+not changed, or starts a run whose version the promotion gate may publish when it finishes.
+"""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 
 from model_store import Store
-from model_store.schema import Model, Schedule, Version, utcnow
+from model_store.schema import Model, Schedule, Version
 
-from ..errors import Invalid, OdError
+from ..errors import Conflict, Invalid, OdError
 from ..views import schedule_view
+from . import gate
 from .catalog import get_model, get_model_part
 
 log = logging.getLogger("odconnect.schedule")
 
 
-def parse_cron(expr: str) -> CronTrigger:
+def parse_cron(expr: str, with_seconds: bool = False) -> CronTrigger:
+    """Five cron fields (minute hour day month weekday), UTC; six, seconds first, when allowed."""
+    fields = (expr or "").split()
     try:
+        if with_seconds and len(fields) == 6:
+            return CronTrigger(second=fields[0], minute=fields[1], hour=fields[2], day=fields[3], month=fields[4],
+                               day_of_week=fields[5], timezone="UTC")
         return CronTrigger.from_crontab(expr, timezone="UTC")
     except ValueError as exc:
-        raise Invalid(f"cron {expr!r} is not valid: {exc} (five fields: minute hour day month weekday)") from exc
+        shape = "five or six fields (second minute hour day month weekday)" if with_seconds else \
+            "five fields: minute hour day month weekday"
+        raise Invalid(f"cron {expr!r} is not valid: {exc} ({shape})") from exc
 
 
-def save_schedule(store: Store, scheduler, model_ref, cron: str, only_if_new_data: bool = True,
-                  enabled: bool = True) -> dict:
-    """Store the schedule, then bring the running scheduler in step with it."""
-    parse_cron(cron)
+def next_run(cron: str, with_seconds: bool = False) -> dt.datetime | None:
+    """The next firing, from the cron itself: the same answer in every process."""
+    return parse_cron(cron, with_seconds).get_next_fire_time(None, dt.datetime.now(dt.timezone.utc))
+
+
+def save_schedule(store: Store, config: dict, scheduler, model_ref, cron: str, only_if_new_data: bool = True,
+                  enabled: bool = True, publish: str = "never", publish_margin: float = 0.0) -> dict:
+    """Store the schedule, then bring this process's scheduler in step (the leader, if another
+    process, picks the change up at its next lease renewal)."""
+    parse_cron(cron, config["scheduler"]["cron_seconds"])
+    publish, publish_margin = gate.check_policy(publish, publish_margin)
     with store.transaction() as s:
         model = get_model(s, model_ref)
         sch = s.get(Schedule, model.id) or Schedule(model_id=model.id)
         sch.cron, sch.only_if_new_data, sch.enabled = cron, only_if_new_data, enabled
+        sch.publish, sch.publish_margin = publish, publish_margin
         s.add(sch)
         s.flush()
         model_id = model.id
@@ -38,13 +60,14 @@ def save_schedule(store: Store, scheduler, model_ref, cron: str, only_if_new_dat
         scheduler.set(model_id, cron)
     else:
         scheduler.remove(model_id)
-    return get_schedule(store, scheduler, model_id)
+    return get_schedule(store, config, model_id)
 
 
-def get_schedule(store: Store, scheduler, model_ref) -> dict:
+def get_schedule(store: Store, config: dict, model_ref) -> dict:
     with store.transaction() as s:
         sch = get_model_part(s, Schedule, get_model(s, model_ref), "retraining schedule")
-        return schedule_view(sch, scheduler.next_run(sch.model_id))
+        upcoming = next_run(sch.cron, config["scheduler"]["cron_seconds"]) if sch.enabled else None
+        return schedule_view(sch, upcoming, gate.last_firing(s, sch.model_id))
 
 
 def delete_schedule(store: Store, scheduler, model_ref) -> None:
@@ -62,29 +85,44 @@ def active_schedules(store: Store) -> list[tuple[int, str]]:
         return [(r.model_id, r.cron) for r in rows]
 
 
-def fire(store: Store, config: dict, model_id: int, submit) -> str:
-    """The scheduled job: retrain on the current data, unless nothing changed since the last version."""
+def fire(store: Store, config: dict, model_id: int, submit, scheduled_for: dt.datetime | None = None,
+         fired_by: str = "") -> str:
+    """The scheduled job: claim the firing, then retrain on the current data unless it is unchanged.
+
+    `scheduled_for` is the time APScheduler scheduled this firing for (now, when fired by hand);
+    it keys the claim. Returns what happened, in words (also in the history entry).
+    """
     from .training import current_data_hash, start_training
+    when = (scheduled_for or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    entry_id, why_not = gate.claim_firing(store, model_id, when, fired_by)
+    if entry_id is None:
+        log.info("schedule for model %s not fired: %s", model_id, why_not)
+        return f"not fired: {why_not}"
     with store.transaction() as s:
-        sch = s.get(Schedule, model_id)
         model = s.get(Model, model_id)
-        if sch is None or not sch.enabled or model is None or model.archived_at is not None:
-            return "skipped: no active schedule"
         last = s.get(Version, model.last_trained_version_id) if model.last_trained_version_id else None
-        only_new = sch.only_if_new_data
-    outcome = None
-    if only_new and last is not None and current_data_hash(store, model_id) == last.data_snapshot.get("trainHash"):
-        outcome = f"skipped: no new data since version {last.number}"
-    if outcome is None:
-        try:
-            run = start_training(store, config, model_id, {}, trigger="schedule")
-            submit(run["id"])
-            outcome = f"started run {run['id']}"
-        except OdError as exc:
-            outcome = f"not started: {exc.detail}"
-    with store.transaction() as s:
         sch = s.get(Schedule, model_id)
-        if sch is not None:
-            sch.last_fired_at, sch.last_outcome = utcnow(), outcome[:500]
-    log.info("schedule for model %s: %s", model_id, outcome)
-    return outcome
+        only_new = sch.only_if_new_data if sch is not None else True  # deleted since the claim
+        last_number, last_hash = (last.number, last.data_snapshot.get("trainHash")) if last else (None, None)
+    if only_new and last is not None and current_data_hash(store, model_id) == last_hash:
+        outcome, detail = "skipped", f"no new data since version {last_number}"
+    else:
+        try:
+            run = start_training(store, config, model_id, {}, trigger="schedule", gate_entry_id=entry_id)
+            submit(run["id"])
+            return _logged(model_id, f"started run {run['id']}")
+        except Conflict as exc:  # the run of an earlier firing (or a person's) is still going
+            outcome, detail = "skipped", f"not started: {exc.detail}"
+        except OdError as exc:
+            outcome, detail = "failed", f"not started: {exc.detail}"
+        except Exception as exc:  # a bug: the entry must not stay "training" forever
+            log.exception("schedule for model %s could not start a run", model_id)
+            outcome, detail = "failed", f"not started: {exc.__class__.__name__}: {exc}"
+    gate.finish(store, entry_id, outcome, detail)
+    return _logged(model_id, f"{outcome}: {detail}")
+
+
+def _logged(model_id: int, text: str) -> str:
+    log.info("schedule for model %s: %s", model_id, text)
+    return text
+

@@ -31,6 +31,7 @@ from ..modeling.boxes import fraction_to_pixels
 from ..modeling.records import ImageRecord
 from ..routes import run_path
 from ..views import run_view
+from . import gate
 from . import versions as versions_svc
 from . import webhooks
 from .catalog import get_model
@@ -58,14 +59,19 @@ def preset_needs_weights(preset: str) -> bool:
 # --- starting -------------------------------------------------------------------------------
 
 def start_training(store: Store, config: dict, model_ref, body: dict | None, trigger: str = "api",
-                   retrain_ref=None, use_draft: bool = True) -> dict:
+                   retrain_ref=None, gate_entry_id: int | None = None, use_draft: bool = True) -> dict:
     """Create a queued run; the caller hands its id to the worker pool.
 
     Settings, later ones winning: defaults <- base version <- the draft <- the request body.
     `use_draft=False` leaves the draft out (and in place), for runs that are not the next version
-    the maker is preparing (a labeling model).
+    the maker is preparing (a labeling model). `publish` (+ `publishMargin`) in the body gates the
+    run: the promotion gate decides whether its version gets published
+    (connector/services/gate.py). A schedule firing passes the history entry it claimed instead.
     """
     body = dict(body or {})
+    policy = None
+    if "publish" in body or "publishMargin" in body:
+        policy = gate.check_policy(body.pop("publish", "ifBetter"), body.pop("publishMargin", None))
     tcfg = config["training"]
     with store.transaction() as s:
         model = get_model(s, model_ref)
@@ -101,6 +107,10 @@ def start_training(store: Store, config: dict, model_ref, body: dict | None, tri
             s.flush()
         except IntegrityError:  # another request started a run between our check and this insert
             raise Conflict(f"model {model_name!r} already has an active run") from None
+        if policy is not None:
+            gate.open_manual(s, model_id, run.id, trigger, *policy)
+        elif gate_entry_id is not None:
+            gate.attach_run(s, gate_entry_id, run.id)
         return run_view(run)
 
 
@@ -243,8 +253,13 @@ class ProgressWriter:
 
 
 def execute_run(store: Store, config: dict, run_id: int, cancel: threading.Event, worker: str,
-                device: str | None = None) -> None:
-    """The worker's whole job for one run. Never raises: the outcome is written to the run."""
+                device: str | None = None, publish: Callable[[int, int], object] | None = None) -> None:
+    """The worker's whole job for one run. Never raises: the outcome is written to the run.
+
+    A gated run also scores the published version on its evaluation images, here on the worker
+    thread, before its own version is recorded; `publish(model_id, number)` (the publish
+    service) is what the gate calls when it decides for the new version.
+    """
     tmp_dir = run_folder(store.artifacts_root, run_id)
     try:
         plan = plan_run(store, run_id, worker)
@@ -263,11 +278,13 @@ def execute_run(store: Store, config: dict, run_id: int, cancel: threading.Event
             init_weights=plan.init_weights, device=device, overrides=dict(config["training"]["overrides"]))
         try:
             result = train(request, progress=ProgressWriter(store, run_id), cancel=cancel)
+            comparison = gate.compare(store, plan, result, cancel)
         except Canceled:
             _finish(store, run_id, getattr(cancel, "status", "canceled"),
                     getattr(cancel, "reason", "canceled by request"))
             return
-        _record_version(store, plan, result, tmp_dir, config["data_check"]["advised_images_per_label"])
+        version_id = _record_version(store, plan, result, tmp_dir, config["data_check"]["advised_images_per_label"])
+        gate.settle(store, run_id, version_id, comparison, publish)
     except RunFailed as exc:
         _finish(store, run_id, "failed", str(exc))
     except Exception as exc:  # a bug or a library error: keep the reason for the maker and the log
@@ -281,6 +298,7 @@ def _finish(store: Store, run_id: int, status: str, reason: str = "") -> None:
     with store.transaction() as s:
         run = s.get(TrainingRun, run_id)
         run.status, run.reason, run.finished_at = status, reason[:2000], utcnow()
+    gate.run_ended(store, run_id, status, reason)
     webhooks.emit_run_finished(store, run_id)  # after the commit; never raises
 
 
@@ -304,7 +322,8 @@ def api_metrics(metrics: dict, plan: Plan, advised_images: int, kept_iteration: 
             "advice": advice, "keptIteration": kept_iteration}
 
 
-def _record_version(store: Store, plan: Plan, result, tmp_dir: Path, advised_images: int) -> None:
+def _record_version(store: Store, plan: Plan, result, tmp_dir: Path, advised_images: int) -> int:
+    """Rename the run's folder into place and record the version; returns the version's id."""
     with store.transaction() as s:
         model = s.get(Model, plan.model_id)
         number = (s.scalar(select(func.max(Version.number)).where(Version.model_id == model.id)) or 0) + 1
@@ -313,8 +332,11 @@ def _record_version(store: Store, plan: Plan, result, tmp_dir: Path, advised_ima
         os.replace(tmp_dir, final_dir)  # atomic: the version folder exists whole or not at all
         try:
             settings = {k: v for k, v in plan.settings.items() if k in versions_svc.SETTING_KEYS}
+            # The held-out images are recorded so that a later gate knows which images this version never saw.
+            snapshot = plan.snapshot if plan.evaluation is not None else {**plan.snapshot,
+                                                                           "heldOut": list(result.eval_image_ids)}
             version = Version(model_id=model.id, number=number, run_id=plan.run_id, settings=settings,
-                              labels=plan.labels, data_snapshot=plan.snapshot, data_hash=plan.data_hash,
+                              labels=plan.labels, data_snapshot=snapshot, data_hash=plan.data_hash,
                               metrics=api_metrics(result.metrics, plan, advised_images, result.kept_iteration), artifact_dir=str(final_dir),
                               started_from=plan.started_from or result.started_from,
                               duration_s=result.duration_s, iterations=result.iterations)
@@ -330,10 +352,12 @@ def _record_version(store: Store, plan: Plan, result, tmp_dir: Path, advised_ima
                 if draft is not None:
                     s.delete(draft)
             s.flush()
+            version_id = version.id
         except BaseException:
             os.replace(final_dir, tmp_dir)  # undo the rename so nothing half-made stays
             raise
     webhooks.emit_run_finished(store, plan.run_id)  # after the commit; never raises
+    return version_id
 
 
 # --- reading, canceling, recovering ---------------------------------------------------------
@@ -374,6 +398,7 @@ def request_cancel(store: Store, model_ref, run_id: int) -> tuple[dict, bool]:
         else:
             run.cancel_requested = True  # seen by whichever process trains it (see jobs/run_watch.py)
             return run_view(run), True
+    gate.run_ended(store, run_id, "canceled", "canceled before it started")
     webhooks.emit_run_finished(store, run_id)
     return view, False
 
@@ -391,6 +416,7 @@ def _fail_training(store: Store, run_id: int, reason: str, stale_before=None) ->
                                                                 finished_at=utcnow())).rowcount == 1
     if done:
         shutil.rmtree(run_folder(store.artifacts_root, run_id), ignore_errors=True)
+        gate.run_ended(store, run_id, "failed", reason)
         webhooks.emit_run_finished(store, run_id)
     return done
 

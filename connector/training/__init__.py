@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {"Canceled": "api", "ImageRecord": "api", "TrainRequest": "api", "TrainResult": "api",
-            "split_held_out": "api", "train": "api", "PRESETS": "presets"}
+            "split_held_out": "api", "train": "api", "score_version": "api", "PRESETS": "presets"}
 __all__ = list(_EXPORTS)
 
 

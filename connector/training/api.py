@@ -26,7 +26,7 @@ from connector.training.evaluation import evaluate
 from connector.training.hooks import BestCheckpointHook, Canceled, Clock
 from connector.training.presets import build_cfg
 
-__all__ = ["ImageRecord", "TrainRequest", "TrainResult", "Canceled", "train", "split_held_out"]
+__all__ = ["ImageRecord", "TrainRequest", "TrainResult", "Canceled", "train", "split_held_out", "score_version"]
 
 logger = logging.getLogger("odconnect.training")
 
@@ -258,11 +258,11 @@ def train(request: TrainRequest, progress: Callable[[dict], None] | None = None,
     )
 
 
-def evaluate_model(cfg: CfgNode, model: torch.nn.Module, records: Sequence[ImageRecord],
-                   labels: Sequence[str], cancel: threading.Event | None = None) -> dict:
-    """Metrics of an in-memory model on ``records``, predicted exactly as the Predictor does."""
-    was_training = model.training
-    predictor = Predictor.from_model(cfg, model)  # puts the model in eval mode
+def _predict_fn(predictor: Predictor, cancel: threading.Event | None,
+                label_map: Sequence[int | None] | None = None) -> Callable[[ImageRecord], list[Detection]]:
+    """What ``evaluate`` calls per record: the Predictor's detections in the record's coordinates,
+    with label indexes mapped (``label_map[i]``: the index of the predictor's label i, or None to
+    drop it) when the predictor was trained on other labels than the records carry."""
 
     def predict_fn(r: ImageRecord) -> list[Detection]:
         if cancel is not None and cancel.is_set():
@@ -270,13 +270,38 @@ def evaluate_model(cfg: CfgNode, model: torch.nn.Module, records: Sequence[Image
         rgb = load_rgb_array(r.path)
         dets = predictor.predict_array(rgb, min_score=0.0)
         h, w = rgb.shape[:2]
-        if (h, w) != (r.height, r.width):  # boxes back into the record's coordinates
-            sx, sy = r.width / w, r.height / h
-            dets = [Detection(d.label_index, d.score, d.x0 * sx, d.y0 * sy, d.x1 * sx, d.y1 * sy)
-                    for d in dets]
-        return dets
+        sx, sy = r.width / w, r.height / h  # boxes back into the record's coordinates
+        out = []
+        for d in dets:
+            label = d.label_index if label_map is None else label_map[d.label_index]
+            if label is not None:
+                out.append(Detection(label, d.score, d.x0 * sx, d.y0 * sy, d.x1 * sx, d.y1 * sy))
+        return out
 
+    return predict_fn
+
+
+def evaluate_model(cfg: CfgNode, model: torch.nn.Module, records: Sequence[ImageRecord],
+                   labels: Sequence[str], cancel: threading.Event | None = None) -> dict:
+    """Metrics of an in-memory model on ``records``, predicted exactly as the Predictor does."""
+    was_training = model.training
+    predictor = Predictor.from_model(cfg, model)  # puts the model in eval mode
     try:
-        return evaluate(predict_fn, records, labels)
+        return evaluate(_predict_fn(predictor, cancel), records, labels)
     finally:
         model.train(was_training)
+
+
+def score_version(config_path: str | Path, weights_path: str | Path, records: Sequence[ImageRecord],
+                  labels: Sequence[str], cancel: threading.Event | None = None) -> dict:
+    """Metrics of a stored version on ``records`` (labelled with ``labels``), through the same
+    evaluation as a run's own score, so that two versions compare on equal terms. Labels are
+    matched by name; a label the version was not trained on is one it never finds.
+
+    Runs on the calling thread: the training worker calls it, on the thread whose OpenMP team
+    already exists, instead of asking the serving model thread to spend seconds on it.
+    """
+    predictor = Predictor(config_path, weights_path)
+    index = {name: i for i, name in enumerate(labels)}
+    label_map = [index.get(name) for name in predictor.labels]
+    return evaluate(_predict_fn(predictor, cancel, label_map), records, labels)

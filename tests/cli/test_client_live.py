@@ -49,7 +49,7 @@ def draw_folder(folder: Path) -> dict:
     (folder / "notes.txt").write_text("not a picture")
     (folder / "broken.jpg").write_bytes(b"\xff\xd8 this is not really a jpeg")
     buf = io.BytesIO()
-    Image.new("RGB", (64, 64), (9, 9, 9)).save(buf, "PNG")
+    Image.new("RGB", (24, 24), (9, 9, 9)).save(buf, "PNG")  # under limits.min_side (32 px)
     (folder / "tiny.png").write_bytes(buf.getvalue())
     return {"images": 11, "boxes": dict(boxes), "refused": {"notes.txt", "broken.jpg", "tiny.png", "gone.jpg"}}
 
