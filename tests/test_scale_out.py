@@ -63,6 +63,7 @@ class Cluster:
             "jobs": {"broker_url": broker_url, "heartbeat_seconds": HEARTBEAT, "stale_after_seconds": STALE,
                      "reaper_seconds": REAP},
             "inference": {"warm_poll_seconds": 1.0},
+            "scheduler": {"lease_seconds": 3.0, "renew_seconds": 1.0, "cron_seconds": True},
             **{k: {kk: (list(vv) if isinstance(vv, tuple) else vv) for kk, vv in v.items()} for k, v in TINY.items()},
         }
         config["training"]["overrides"] = {k: list(v) if isinstance(v, tuple) else v
@@ -178,6 +179,18 @@ def test_two_api_processes_two_workers_postgres_and_redis(tmp_path):
         failed = wait_until(lambda: finished(api2, models[1]["id"], run["id"]), STALE + REAP + 30, "the reaper")
         assert failed["status"] == "failed" and "heartbeats" in failed["reason"], failed
         assert time.time() - killed_at < STALE + REAP + 10
+
+        # One schedule, two API processes on one PostgreSQL: each scheduled second fires once.
+        status, sch = call(api2, f"/models/{models[0]['id']}/schedule", "PUT", {"cron": "* * * * * *"})
+        assert status == 200, sch
+        history = f"/models/{models[0]['id']}/schedule/history?limit=500"
+        entries = wait_until(lambda: (h := [e for e in call(api1, history)[1] if e["trigger"] == "schedule"])
+                             and len(h) >= 4 and h, 120, "four firings")
+        assert call(api2, f"/models/{models[0]['id']}/schedule", "DELETE")[0] == 204
+        times = [e["scheduledFor"] for e in entries]
+        assert len(times) == len(set(times))  # never twice for one scheduled time
+        assert len({e["firedBy"] for e in entries}) == 1  # the lease holder fired them all
+        assert {e["outcome"] for e in entries} <= {"skipped", "training"}  # no new data since version 1
 
         # Both processes count their requests; the database's figures are the same in both.
         metrics = call(api2, "/../../metrics")[1].decode()
