@@ -81,10 +81,12 @@ def create_app(config: dict | None = None) -> connexion.FlaskApp:
         specification_dir=str(SPEC_DIR),
         security_map={"apiKey": api_key_handler(config["security"]["api_keys"])},
     )
-    app.add_middleware(MetricsMiddleware, position=MiddlewarePosition.BEFORE_SECURITY)  # after routing
+    resolver = SnakeCaseResolver()
+    app.add_middleware(MetricsMiddleware, position=MiddlewarePosition.BEFORE_SECURITY,  # after routing
+                       operation_names=resolver.spec_ids)
     app.add_api(
         SPEC_FILE,
-        resolver=SnakeCaseResolver(),
+        resolver=resolver,
         pythonic_params=True,
         strict_validation=True,
         validate_responses=False,

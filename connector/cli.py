@@ -39,6 +39,11 @@ def cmd_worker(args) -> int:
         print("odconnect: set jobs.broker_url (e.g. ODCONNECT_JOBS__BROKER_URL=redis://host:6379/0) "
               "to run training workers", file=sys.stderr)
         return 2
+    if args.threads is not None:
+        cfg["jobs"]["worker_threads"] = args.threads
+    if cfg["jobs"]["worker_threads"] < 0:
+        print("odconnect: worker threads must be 0 (every core) or more", file=sys.stderr)
+        return 2
     from .jobs.celery_app import run_worker
     run_worker(cfg, args.device)
     return 0
@@ -106,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     worker = sub.add_parser("worker", help="train queued runs from the broker (jobs.broker_url), one at a time")
     worker.add_argument("--device", default="cpu", help="cpu or cuda[:n] (default: %(default)s)")
+    worker.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for training (default: jobs.worker_threads; 0: every core)")
     worker.set_defaults(func=cmd_worker)
     db = sub.add_parser("db", help="the store's database schema")
     db.add_argument("action", choices=["upgrade", "current"], help="upgrade to this version's schema, or show it")

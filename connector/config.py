@@ -90,6 +90,10 @@ DEFAULTS: dict[str, Any] = {
         "heartbeat_seconds": 10.0,
         "stale_after_seconds": 45.0,
         "reaper_seconds": 15.0,
+        # CPU threads of a worker's training (torch.set_num_threads); 0: torch's default, every
+        # core. Several workers on one machine each want cores / workers: more threads than cores
+        # makes every run many times slower, not a little.
+        "worker_threads": 0,
     },
     "scheduler": {
         # Any number of server processes may share one database; the one holding the scheduler

@@ -23,10 +23,12 @@ DETECTIONS = Counter("odconnect_detections_total", "Objects detected (above the 
 
 
 class MetricsMiddleware:
-    """ASGI middleware placed after Connexion's routing, which names the operation."""
+    """ASGI middleware placed after Connexion's routing, which names the operation (by its
+    resolved handler; `operation_names` maps that back to the spec's operationId)."""
 
-    def __init__(self, app):
+    def __init__(self, app, operation_names: dict[str, str] | None = None):
         self.app = app
+        self.operation_names = {} if operation_names is None else operation_names  # filled by add_api later
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -42,7 +44,8 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             routing = scope.get("extensions", {}).get("connexion_routing", {})
-            operation = routing.get("operation_id") or "unmatched"
+            handler = routing.get("operation_id")
+            operation = self.operation_names.get(handler, handler) if handler else "unmatched"
             REQUEST_SECONDS.labels(operation, scope.get("method", ""), str(status[0])).observe(
                 time.perf_counter() - started)
 

@@ -115,13 +115,17 @@ def run_worker(config: dict, device: str, loglevel: str = "INFO") -> None:
     from ..services import dataset_suggestions
     from ..services.inference import predictor_loader, publish
 
+    if config["jobs"]["worker_threads"]:
+        import torch  # the solo pool trains in this (the main) thread, which the setting applies to
+        torch.set_num_threads(int(config["jobs"]["worker_threads"]))
     store = Store(config["storage"]["database_url"], config["storage"]["root"])
     app = celery_app(config)
     worker_id = process_id()
     every = config["jobs"]["heartbeat_seconds"]
     beat = WorkerBeat(store, worker_id, device, every)
     model_thread = ModelThread()
-    predictors = PredictorCache(predictor_loader(store, config["inference"]["torch_threads"], model_thread),
+    threads = config["jobs"]["worker_threads"] or config["inference"]["torch_threads"]  # the gate's scoring too
+    predictors = PredictorCache(predictor_loader(store, threads, model_thread),
                                 config["inference"]["cache_size"])
 
     def train_run(run_id: int) -> None:
