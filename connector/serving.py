@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import secrets
 import tempfile
 from pathlib import Path
@@ -68,6 +69,12 @@ def serve(cfg: dict, config_path: str | None, workers: int) -> None:
     if config_path:
         os.environ["ODCONNECT_CONFIG"] = str(Path(config_path).resolve())
     os.environ["ODCONNECT_STORAGE__ROOT"] = cfg["storage"]["root"]
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="odconnect-metrics-"))
-    uvicorn.run("connector.serving:app_from_environment", factory=True, host=host, port=port,
-                workers=workers, log_level="info")
+    made = None if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else tempfile.mkdtemp(prefix="odconnect-metrics-")
+    if made:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    try:
+        uvicorn.run("connector.serving:app_from_environment", factory=True, host=host, port=port,
+                    workers=workers, log_level="info")
+    finally:
+        if made:  # the counters die with the processes that counted them
+            shutil.rmtree(made, ignore_errors=True)

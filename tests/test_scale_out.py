@@ -1,4 +1,5 @@
-"""Scale-out on real servers: PostgreSQL, Redis, two API processes and two Celery training workers.
+"""Scale-out on real servers: PostgreSQL, Redis, two API servers (one of them `serve --workers 2`) and two
+Celery training workers.
 
 Everything runs as a person would deploy it: `odconnect db upgrade`, `odconnect worker` twice and
 `odconnect serve` twice, all as child processes on one shared store folder and database.
@@ -95,9 +96,9 @@ class Cluster:
         self.stack.callback(stop)
         return proc
 
-    def api(self, name: str) -> str:
+    def api(self, name: str, processes: int = 1) -> str:
         port = free_port()
-        self.start("serve", "--port", str(port), name=name)
+        self.start("serve", "--port", str(port), "--workers", str(processes), name=name)
         base = f"http://127.0.0.1:{port}/api/v1"
         wait_until(lambda: call(base, "/health")[0] == 200, 120, f"{name} to answer")
         return base
@@ -131,7 +132,7 @@ def test_two_api_processes_two_workers_postgres_and_redis(tmp_path):
         assert upgraded.returncode == 0, upgraded.stderr
 
         workers = [cluster.start("worker", name=f"worker-{i}") for i in (1, 2)]
-        api1, api2 = cluster.api("api-1"), cluster.api("api-2")
+        api1, api2 = cluster.api("api-1"), cluster.api("api-2", processes=2)  # api-2: `serve --workers 2`
         health = wait_until(lambda: (h := call(api1, "/health")[1])["parts"]["workers"]["alive"] == 2 and h,
                             90, "two live workers")
         assert health["status"] == "ok" and health["parts"]["broker"]["status"] == "up"
@@ -164,7 +165,7 @@ def test_two_api_processes_two_workers_postgres_and_redis(tmp_path):
         assert call(api1, f"/models/{models[0]['id']}/versions/1/publish", "POST")[0] == 200
         import base64
         probe = {"content": base64.b64encode(shapes_image(11)[0]).decode()}
-        for base in (api1, api2):
+        for base in (api1, api2, api2, api2, api2):
             status, answer = call(base, f"/models/{models[0]['id']}/detect", "POST", probe)
             assert status == 200 and answer["version"] == 1, answer
 
@@ -191,14 +192,16 @@ def test_two_api_processes_two_workers_postgres_and_redis(tmp_path):
         assert len({e["firedBy"] for e in entries}) == 1  # the lease holder fired them all
         assert {e["outcome"] for e in entries} <= {"skipped", "training"}  # no new data since version 1
 
-        # Each process counts its own requests; the database's figures are the same in both.
-        for base in (api1, api2):
+        # Each server counts its own requests (api-2 sums its two processes); the database's
+        # figures are the same in both.
+        for base, detects in ((api1, 1), (api2, 4)):
             status, metrics = call(base.removesuffix("/api/v1"), "/metrics")
             assert status == 200, metrics
             metrics = metrics.decode()
             assert 'odconnect_runs{state="succeeded"} 2.0' in metrics, metrics
             assert 'odconnect_runs{state="failed"} 1.0' in metrics, metrics
-            assert 'odconnect_request_seconds_count{method="POST",operation="DetectObjects",status="200"}' in metrics
+            assert ('odconnect_request_seconds_count{method="POST",operation="DetectObjects",status="200"} '
+                    f'{detects:.1f}') in metrics, metrics
         store.dispose()
         assert any(w.poll() is not None for w in workers)  # the killed one
 
