@@ -70,3 +70,16 @@ def test_serve_refuses_an_unknown_setting(tmp_path):
     assert done.returncode == 2
     assert "ODCONNECT_SERVER__PROT" in done.stderr and "did you mean server.port?" in done.stderr
     assert not (tmp_path / "data").exists()  # refused before anything was written
+
+
+def test_worker_refuses_without_a_broker_or_with_negative_threads(tmp_path, monkeypatch, capsys):
+    from connector.cli import main
+    monkeypatch.setenv("ODCONNECT_STORAGE__ROOT", str(tmp_path / "data"))
+    assert main(["worker"]) == 2
+    assert "set jobs.broker_url" in capsys.readouterr().err
+    monkeypatch.setenv("ODCONNECT_JOBS__BROKER_URL", "redis://127.0.0.1:1/0")
+    assert main(["worker", "--threads", "-1"]) == 2
+    assert "worker threads must be 0 (every core) or more" in capsys.readouterr().err
+    monkeypatch.setenv("ODCONNECT_JOBS__WORKER_THREADS", "-2")
+    assert main(["worker"]) == 2
+    assert not (tmp_path / "data").exists()  # refused before anything was written
