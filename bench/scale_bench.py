@@ -30,6 +30,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -37,6 +38,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")  # the tests' helpers
 
 from tests.servers import free_port, postgres_server, redis_server  # noqa: E402
 from tests.training_data import LABELS, shapes_image  # noqa: E402
