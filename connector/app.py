@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 
 import connexion
 from connexion.middleware import MiddlewarePosition
@@ -18,18 +17,21 @@ from .context import AppContext
 from .errors import OdError
 from .inference.cache import PredictorCache
 from .inference.model_thread import ModelThread
-from .jobs.background import JobRunner
+from .jobs.background import job_runner
 from .jobs.production import ProductionWorker
-from .jobs.runs import RunManager
+from .jobs.reaper import RunReaper
+from .jobs.runs import run_manager
 from .jobs.scheduler import RetrainScheduler
+from .jobs.warmer import PublishedWarmer
 from .jobs.webhooks import WebhookDispatcher
-from .routes import SWAGGER_UI
+from .metrics import MetricsMiddleware, exposition
+from .routes import METRICS, SWAGGER_UI
 from .routing import SnakeCaseResolver
 from .security import api_key_handler
 from .security.throttle import FailedAuthThrottle
-from .services import dataset_suggestions
+from .services import dataset_suggestions, health
 from .services.engine_choice import predictor_loader
-from .services.inference import publish, warm_published
+from .services.inference import publish
 from .spec import SPEC_DIR, SPEC_FILE, load_spec
 from .studio import blueprint as studio_blueprint
 from .validation import ControlCharacterGuard, validator_map
@@ -48,23 +50,31 @@ def _start_parts(config: dict, store: Store) -> AppContext:
     model_thread = ModelThread()  # before the cache: it closes after it
     predictors = PredictorCache(predictor_loader(store, config, model_thread),
                                 config["inference"]["cache_size"])
-    threading.Thread(target=warm_published, args=(store, predictors), name="warm-predictors", daemon=True).start()
+    warmer = PublishedWarmer(store, predictors, config["inference"]["warm_poll_seconds"])
+    warmer.start()
     # Before the runs: closed after them, so that events of runs stopped by a shutdown are stored first.
     webhooks = WebhookDispatcher(store, config)
     webhooks.start()
-    # The promotion gate publishes through the publish service: the cache warms, the webhook fires.
-    runs = RunManager(store, config, publish=lambda model_id, number: publish(
-        store, config, model_thread, predictors, model_id, number))
+    if config["jobs"]["broker_url"]:
+        from .jobs.celery_app import celery_runners  # Celery is imported only where it is used
+        runs, jobs = celery_runners(store, config)
+    else:
+        # The promotion gate publishes through the publish service: the cache warms, the webhook fires.
+        runs = run_manager(store, config, publish=lambda model_id, number: publish(
+            store, config, model_thread, predictors, model_id, number))
+        # After the runs and predictors it uses: closed before them.
+        jobs = job_runner(store, config, functools.partial(dataset_suggestions.execute, store, config, predictors, runs))
     runs.start()
+    reaper = RunReaper(store, config)
+    reaper.start()
     scheduler = RetrainScheduler(store, config, runs.submit)
     scheduler.start()
-    # After the runs and predictors it uses: closed before them.
-    jobs = JobRunner(store, functools.partial(dataset_suggestions.execute, store, config, predictors, runs))
     jobs.start()
     production = ProductionWorker(store, config)  # closed before the webhooks: its events are stored first
     production.start()
     return AppContext(config=config, store=store, model_thread=model_thread, predictors=predictors,
-                      webhooks=webhooks, runs=runs, scheduler=scheduler, jobs=jobs, production=production)
+                      webhooks=webhooks, runs=runs, reaper=reaper, scheduler=scheduler, warmer=warmer, jobs=jobs,
+                      production=production)
 
 
 def create_app(config: dict | None = None) -> connexion.FlaskApp:
@@ -77,9 +87,12 @@ def create_app(config: dict | None = None) -> connexion.FlaskApp:
     keys = api_key_handler(store, config["security"]["api_keys"], load_spec(),
                            FailedAuthThrottle(config["security"]["unknown_keys_per_minute"]))
     app = connexion.FlaskApp(__name__, specification_dir=str(SPEC_DIR), security_map={"apiKey": keys})
+    resolver = SnakeCaseResolver()
+    app.add_middleware(MetricsMiddleware, position=MiddlewarePosition.BEFORE_SECURITY,  # after routing
+                       operation_names=resolver.spec_ids)
     app.add_api(
         SPEC_FILE,
-        resolver=SnakeCaseResolver(),
+        resolver=resolver,
         pythonic_params=True,
         strict_validation=True,
         validator_map=validator_map(),
@@ -101,5 +114,11 @@ def create_app(config: dict | None = None) -> connexion.FlaskApp:
     flask_app.register_blueprint(studio_blueprint)  # the web studio at /studio, same origin as the API
     context = _start_parts(config, store)
     flask_app.extensions["odconnect"] = context
+
+    @flask_app.get(METRICS)
+    def _metrics():  # for Prometheus, beside the API (no key: expose it only where scrapers reach)
+        body, content_type = exposition(lambda: health.figures(context.store, context.config))
+        return Response(body, content_type=content_type)
+
     app.odconnect = context  # tests and the CLI reach the parts here
     return app

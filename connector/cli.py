@@ -4,10 +4,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import secrets
 import warnings
 import sys
 from pathlib import Path
+
+from model_store.migrate import SchemaOutOfDate
 
 from .config import ConfigError, load_config
 from .routes import API_PREFIX, SWAGGER_UI
@@ -15,43 +16,57 @@ from .routes import API_PREFIX, SWAGGER_UI
 EXAMPLES = Path(__file__).resolve().parent.parent / "flows_examples"  # in a checkout
 
 
-def ensure_api_key(cfg: dict) -> str | None:
-    """With no key configured, create one in <root>/api_key (0600) so the service is never open."""
-    if cfg["security"]["api_keys"]:
-        return None
-    key_file = Path(cfg["storage"]["root"]) / "api_key"
-    if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(32) + "\n")
-    cfg["security"]["api_keys"] = [key_file.read_text().strip()]
-    return str(key_file)
-
-
 def cmd_serve(args) -> int:
+    from .serving import ensure_api_key, serve
     cfg = load_config(args.config)
     if args.host:
         cfg["server"]["host"] = args.host
     if args.port:
         cfg["server"]["port"] = args.port
     key_file = ensure_api_key(cfg)
-    if cfg["server"]["tune_malloc"]:
-        from .malloc_tuning import tune_glibc_malloc
-        tune_glibc_malloc()  # before create_app starts any thread
-    from .app import create_app
-
-    app = create_app(cfg)
     host, port = cfg["server"]["host"], cfg["server"]["port"]
     api = f"http://{host}:{port}{API_PREFIX}"
-    print(f"odconnect: store {cfg['storage']['root']}, API at {api}, Swagger UI at {api}{SWAGGER_UI}", flush=True)
+    print(f"odconnect: store {cfg['storage']['root']}, API at {api}, Swagger UI at {api}{SWAGGER_UI}"
+          + (f", {args.workers} processes" if args.workers > 1 else ""), flush=True)
     if key_file:
         print(f"odconnect: API key (header X-API-Key) is in {key_file}", flush=True)
-    import uvicorn  # the ASGI server Connexion's own runner wraps, without its development warning
+    serve(cfg, args.config, args.workers)
+    return 0
+
+
+def cmd_worker(args) -> int:
+    """A Celery training worker: one run at a time, on this machine's CPU or GPU."""
+    cfg = load_config(args.config)
+    if not cfg["jobs"]["broker_url"]:
+        print("odconnect: set jobs.broker_url (e.g. ODCONNECT_JOBS__BROKER_URL=redis://host:6379/0) "
+              "to run training workers", file=sys.stderr)
+        return 2
+    if args.threads is not None:
+        cfg["jobs"]["worker_threads"] = args.threads
+    if cfg["jobs"]["worker_threads"] < 0:
+        print("odconnect: worker threads must be 0 (every core) or more", file=sys.stderr)
+        return 2
+    from .jobs.celery_app import run_worker
+    run_worker(cfg, args.device)
+    return 0
+
+
+def cmd_db(args) -> int:
+    """Schema migrations of the store's database (Alembic)."""
+    from sqlalchemy import create_engine
+    from model_store.migrate import current_revision, head_revision, upgrade
+    cfg = load_config(args.config)
+    engine = create_engine(cfg["storage"]["database_url"])
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        if args.action == "upgrade":
+            before, after = upgrade(engine)
+            print(f"odconnect: database upgraded from {before or 'empty'} to {after}")
+        else:
+            with engine.connect() as conn:
+                print(f"odconnect: database at {current_revision(conn) or 'no revision'}; "
+                      f"this odconnect needs {head_revision()}")
     finally:
-        app.odconnect.close()
+        engine.dispose()
     return 0
 
 
@@ -158,7 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="server processes sharing the port and the store (default: %(default)s)")
     serve.set_defaults(func=cmd_serve)
+    worker = sub.add_parser("worker", help="train queued runs from the broker (jobs.broker_url), one at a time")
+    worker.add_argument("--device", default="cpu", help="cpu or cuda[:n] (default: %(default)s)")
+    worker.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for training (default: jobs.worker_threads; 0: every core)")
+    worker.set_defaults(func=cmd_worker)
+    db = sub.add_parser("db", help="the store's database schema")
+    db.add_argument("action", choices=["upgrade", "current"], help="upgrade to this version's schema, or show it")
+    db.set_defaults(func=cmd_db)
     weights = sub.add_parser("weights", help="local pretrained weight files").add_subparsers(dest="action", required=True)
     add = weights.add_parser("add", help="copy a detectron2 model-zoo or backbone .pth/.pkl file into the store")
     add.add_argument("path")
@@ -208,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, SchemaOutOfDate) as exc:
         print(f"odconnect: {exc}", file=sys.stderr)
         return 2
 

@@ -99,6 +99,22 @@ DEFAULTS: dict[str, Any] = {
         # detectron2 cfg key -> value applied to every run (tests shrink images and iterations here).
         "overrides": {},
     },
+    "jobs": {
+        # A Redis URL moves training (and dataset suggestion jobs) to Celery workers
+        # (`odconnect worker`) on a "train" queue; empty keeps the in-process runner.
+        "broker_url": "",
+        "queue": "train",
+        # A training run's process writes a heartbeat this often; a run whose heartbeat is older
+        # than stale_after_seconds (its worker was killed) is failed by the API's reaper, which
+        # looks every reaper_seconds: a killed worker's run ends within stale + reaper seconds.
+        "heartbeat_seconds": 10.0,
+        "stale_after_seconds": 45.0,
+        "reaper_seconds": 15.0,
+        # CPU threads of a worker's training (torch.set_num_threads); 0: torch's default, every
+        # core. Several workers on one machine each want cores / workers: more threads than cores
+        # makes every run many times slower, not a little.
+        "worker_threads": 0,
+    },
     "scheduler": {
         # Any number of server processes may share one database; the one holding the scheduler
         # lease fires the schedules. It renews the lease every renew_seconds; when it dies, another
@@ -122,6 +138,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "inference": {
         "cache_size": 4,
+        # How often each server process loads versions published by another process.
+        "warm_poll_seconds": 5.0,
         "torch_threads": 2,
         # Probability a detection needs when the caller gives no threshold. Empty (None): each
         # label's own threshold, chosen when its version was trained so that counts come out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 API_PREFIX = "/api/v1"
 SWAGGER_UI = "/ui"
+METRICS = "/metrics"  # Prometheus, beside the API
 
 
 def run_path(model_id: int, run_id: int) -> str:

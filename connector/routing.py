@@ -23,10 +23,17 @@ def _json_by_default(result):
 
 
 class SnakeCaseResolver(Resolver):
+    def __init__(self):
+        super().__init__()
+        # resolved handler -> the spec's operationId, which the metrics name operations by
+        self.spec_ids: dict[str, str] = {}
+
     def resolve_operation_id(self, operation) -> str:
         controller = operation.router_controller
         function = snake_case(operation.operation_id)
-        return f"{controller}.{function}" if controller else function
+        resolved = f"{controller}.{function}" if controller else function
+        self.spec_ids[resolved] = operation.operation_id
+        return resolved
 
     def resolve_function_from_operation_id(self, operation_id):
         handler = super().resolve_function_from_operation_id(operation_id)

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .blobs import BlobStore
-from .schema import Base
+from .migrate import ensure_schema
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -37,11 +37,8 @@ class Store:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(database_url)
-        Base.metadata.create_all(self.engine)
-        # create_all adds new tables whole but never an index added to a table that exists.
-        for table in Base.metadata.sorted_tables:
-            for index in table.indexes:
-                index.create(self.engine, checkfirst=True)
+        # The embedded SQLite store upgrades itself; a shared database waits for `odconnect db upgrade`.
+        ensure_schema(self.engine, auto_upgrade=self.engine.dialect.name == "sqlite")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.blobs = BlobStore(self.root / "blobs")
         self.artifacts_root = self.root / "artifacts"

@@ -158,6 +158,11 @@ class TrainingRun(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    # Where it trains and whether it should stop: read by whichever process trains it (the
+    # embedded runner or a Celery worker on another machine), so they live in the database.
+    worker: Mapped[str] = mapped_column(String(255), default="")
+    heartbeat_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         # One active run per model, enforced by the database so that two requests cannot race.
@@ -200,6 +205,10 @@ class Job(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    # As for training runs: the process doing it, its heartbeat, and a cancel asked for anywhere.
+    worker: Mapped[str] = mapped_column(String(255), default="")
+    heartbeat_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         # One active job per model: two would only queue behind each other on the model thread.
@@ -383,3 +392,14 @@ class AttentionEvent(Base):
     figures: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     __table_args__ = (UniqueConstraint("version_id", "day", name="uq_attention_version_day"),)
+
+
+class Worker(Base):
+    """A training worker process (`odconnect worker`), alive while its heartbeat is fresh."""
+    __tablename__ = "workers"
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # hostname:pid:start
+    hostname: Mapped[str] = mapped_column(String(255))
+    device: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    current_run_id: Mapped[Optional[int]] = mapped_column(Integer)

@@ -47,7 +47,7 @@ def test_serve_creates_a_key_and_answers_http(tmp_path):
                 assert proc.poll() is None, proc.stdout.read()
                 assert time.time() < deadline, "server did not start"
                 time.sleep(0.3)
-        assert (status, body) == (200, {"status": "ok"})
+        assert (status, body["status"]) == (200, "ok")
         key_file = tmp_path / "data" / "api_key"
         assert oct(key_file.stat().st_mode & 0o777) == "0o600"
         key = key_file.read_text().strip()
@@ -69,4 +69,17 @@ def test_serve_refuses_an_unknown_setting(tmp_path):
                           text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 2
     assert "ODCONNECT_SERVER__PROT" in done.stderr and "did you mean server.port?" in done.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything was written
+
+
+def test_worker_refuses_without_a_broker_or_with_negative_threads(tmp_path, monkeypatch, capsys):
+    from connector.cli import main
+    monkeypatch.setenv("ODCONNECT_STORAGE__ROOT", str(tmp_path / "data"))
+    assert main(["worker"]) == 2
+    assert "set jobs.broker_url" in capsys.readouterr().err
+    monkeypatch.setenv("ODCONNECT_JOBS__BROKER_URL", "redis://127.0.0.1:1/0")
+    assert main(["worker", "--threads", "-1"]) == 2
+    assert "worker threads must be 0 (every core) or more" in capsys.readouterr().err
+    monkeypatch.setenv("ODCONNECT_JOBS__WORKER_THREADS", "-2")
+    assert main(["worker"]) == 2
     assert not (tmp_path / "data").exists()  # refused before anything was written

@@ -3,7 +3,8 @@ from tests.conftest import API, store_snapshot
 
 
 def test_health_needs_no_key_and_version_does(api):
-    assert api.client.get(API + "/health").json() == {"status": "ok"}
+    assert api.client.get(API + "/health").json() == {
+        "status": "ok", "parts": {"database": {"status": "up"}, "training": {"status": "up", "runner": "embedded"}}}
     r = api.client.get(API + "/version")
     assert r.status_code == 401
     assert r.headers["content-type"].startswith("application/problem+json")

@@ -41,16 +41,3 @@ def test_transaction_rolls_back_whole(tmp_path):
     with store.transaction() as s:
         assert s.scalars(select(Model)).all() == []
     store.dispose()
-
-
-def test_an_existing_store_gets_the_indexes_added_since_it_was_made(tmp_path):
-    from sqlalchemy import inspect, text
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    store = Store(url, tmp_path)
-    with store.engine.begin() as conn:  # a store made before the index existed
-        conn.execute(text("DROP INDEX ix_region_image_approved"))
-    assert "ix_region_image_approved" not in {i["name"] for i in inspect(store.engine).get_indexes("regions")}
-    store.dispose()
-    again = Store(url, tmp_path)
-    assert "ix_region_image_approved" in {i["name"] for i in inspect(again.engine).get_indexes("regions")}
-    again.dispose()

@@ -157,17 +157,27 @@ def test_bad_settings_are_rejected(tapi):
 
 
 def test_restart_fails_training_runs_and_requeues_queued(make_app, tmp_path):
-    from model_store.schema import TrainingRun
+    import subprocess
+    import sys
+    from model_store.schema import TrainingRun, utcnow
     root = tmp_path / "restart"
     api = Api(make_app(root=root, **TINY))
     m = shapes_model(api)
+    from connector.jobs.identity import process_id
+    dead = subprocess.run([sys.executable, "-c", "from connector.jobs.identity import process_id; print(process_id())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # a process of this host, gone
+    m2 = api.model("other", ["square"])
     with api.app.odconnect.store.transaction() as s:
-        s.add(TrainingRun(model_id=m["id"], status="training", settings={"preset": "scratch"}))
+        s.add(TrainingRun(model_id=m["id"], status="training", settings={"preset": "scratch"}, worker=dead))
+        # a run trained by a live process (here: this one) is not the restarted server's to fail
+        s.add(TrainingRun(model_id=m2["id"], status="training", settings={"preset": "scratch"}, worker=process_id(),
+                          heartbeat_at=utcnow()))
     (api.app.odconnect.store.artifacts_root / ".run-1").mkdir()  # what a killed worker leaves behind
     api.app.odconnect.close()
     again = Api(make_app(root=root, **TINY))
     run = again.get(f"/models/{m['id']}/runs/1").json()
     assert run["status"] == "failed" and "server stopped" in run["reason"]
+    assert again.get(f"/models/{m2['id']}/runs/2").json()["status"] == "training"
     assert artifact_dirs(again) == []
     # a new run can start: the store is consistent
     assert poll(again, start(again, m, {"maxIterations": 2}).headers["Location"])["status"] == "succeeded"

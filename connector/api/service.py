@@ -5,7 +5,8 @@ from ..services import health
 
 
 def health_check():
-    return health.check(ctx().store)
+    c = ctx()
+    return health.check(c.store, c.config)
 
 
 def get_service_version():

@@ -53,5 +53,3 @@ def run_folder(artifacts_root: Path, run_id: int) -> Path:
     """Where a run trains; renamed to its version folder when it succeeds, removed otherwise."""
     return Path(artifacts_root) / f".run-{run_id}"
 
-
-RUN_FOLDER_GLOB = ".run-*"  # what recovery removes after a crash

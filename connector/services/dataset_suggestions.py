@@ -108,10 +108,10 @@ def _can_train_labeling_model(store: Store, config: dict, model_id: int) -> None
 
 # --- executing (in the job worker) -------------------------------------------------------
 
-def execute(store: Store, config: dict, predictors, runs, job_id: int, cancel) -> None:
+def execute(store: Store, config: dict, predictors, runs, job_id: int, cancel, worker: str) -> None:
     """The worker's whole job. Never raises: the outcome is written to the job row."""
     try:
-        if not jobs.begin(store, job_id):
+        if not jobs.begin(store, job_id, worker):
             return  # canceled while it waited
         with store.transaction() as s:
             job = s.get(Job, job_id)

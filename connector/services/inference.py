@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Callable
 from model_store import Store
 from model_store.schema import Model, Version
 
+from .. import metrics
 from ..errors import Conflict, Invalid, OdError
 from ..imaging import check_header, check_image, corrupt
 from ..modeling.artifacts import VersionFiles
@@ -201,18 +202,25 @@ def unpublish(store: Store, model_ref) -> dict:
         return {"modelId": model.id, "published": None, "previousVersionId": previous}
 
 
-def warm_published(store: Store, cache) -> None:
-    """Load the published versions into the cache, so that the first detect after a start is fast."""
+def warm_published(store: Store, cache, skip: set[int]) -> set[int]:
+    """Load the published versions into the cache, so that the first detect after a start (or a
+    publish by another process) is fast. Returns the versions that failed to load; `skip` holds
+    those that failed before (a broken version is reported by detect, not retried here)."""
     from sqlalchemy import select
     with store.transaction() as s:
         ids = s.scalars(select(Model.published_version_id).where(
             Model.published_version_id.is_not(None), Model.archived_at.is_(None)).order_by(Model.updated_at.desc())).all()
+    failed = set()
     for version_id in ids[: cache.capacity]:
+        if version_id in skip:
+            continue
         try:
             cache.get(version_id)
         except Exception:  # a broken version must not stop the service; detect will report it
             import logging
             logging.getLogger("odconnect.inference").exception("could not warm version %s", version_id)
+            failed.add(version_id)
+    return failed
 
 
 # --- the use cases the API calls -------------------------------------------------------------
@@ -239,11 +247,12 @@ def _serve(ctx: "AppContext", target: Target, data: bytes, name: str, options: D
 
 def _observe(ctx: "AppContext", target: Target, operation: str, correlation_id: str | None, data: bytes,
              body: dict, found, threshold: float) -> None:
-    """Hand an answered image to capture and monitoring (never blocks, never raises)."""
+    """Hand an answered image to capture and monitoring (never blocks, never raises), and count it."""
     ctx.production.observe(Served(
         target.model_id, target.version_id, target.labels, operation, correlation_id, data,
         body["image"]["width"], body["image"]["height"], tuple(found), threshold,
         tuple(p["tagName"] for p in body["predictions"])))
+    metrics.record_detection(target.model_name, body["totalCount"])
 
 
 def detect_image(ctx: "AppContext", model_ref, data: bytes, name: str, options: DetectOptions,

@@ -6,6 +6,7 @@ run leaves nothing behind.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from model_store import Store
@@ -25,7 +26,7 @@ from model_store.schema import (ACTIVE_RUN_STATES, Draft, Image, Model, Training
                                 utcnow)
 
 from ..errors import Conflict, Invalid, NotFound
-from ..modeling.artifacts import RUN_FOLDER_GLOB, VersionFiles, run_folder, version_folder
+from ..modeling.artifacts import VersionFiles, run_folder, version_folder
 from ..modeling.boxes import fraction_to_pixels
 from ..modeling.records import ImageRecord
 from ..routes import run_path
@@ -175,12 +176,21 @@ def current_data_hash(store: Store, model_id: int) -> str:
         return hashlib.sha256(json.dumps(digest).encode()).hexdigest()
 
 
-def plan_run(store: Store, run_id: int) -> Plan | None:
+def claim_run(store: Store, run_id: int, worker: str) -> bool:
+    """Move a queued run to training for `worker`, atomically: of two processes handed the same
+    run (a redelivered task, a run queued again after a restart), one wins."""
+    with store.transaction() as s:
+        now = utcnow()
+        claimed = s.execute(update(TrainingRun).where(TrainingRun.id == run_id, TrainingRun.status == "queued")
+                            .values(status="training", started_at=now, worker=worker, heartbeat_at=now))
+        return claimed.rowcount == 1
+
+
+def plan_run(store: Store, run_id: int, worker: str) -> Plan | None:
+    if not claim_run(store, run_id, worker):
+        return None  # canceled while it waited, or another process has it
     with store.transaction() as s:
         run = s.get(TrainingRun, run_id)
-        if run is None or run.status != "queued":
-            return None  # canceled while it waited
-        run.status, run.started_at = "training", utcnow()
         model = s.get(Model, run.model_id)
         settings = run.settings
         train_ids = [d.id for d in model.datasets if d.kind == "training"]
@@ -242,8 +252,8 @@ class ProgressWriter:
                             "lossHistory": self.losses.points()}
 
 
-def execute_run(store: Store, config: dict, run_id: int, cancel: threading.Event,
-                publish: Callable[[int, int], object] | None = None) -> None:
+def execute_run(store: Store, config: dict, run_id: int, cancel: threading.Event, worker: str,
+                device: str | None = None, publish: Callable[[int, int], object] | None = None) -> None:
     """The worker's whole job for one run. Never raises: the outcome is written to the run.
 
     A gated run also scores the published version on its evaluation images, here on the worker
@@ -252,7 +262,7 @@ def execute_run(store: Store, config: dict, run_id: int, cancel: threading.Event
     """
     tmp_dir = run_folder(store.artifacts_root, run_id)
     try:
-        plan = plan_run(store, run_id)
+        plan = plan_run(store, run_id, worker)
         if plan is None:
             return
         if not plan.train:
@@ -265,7 +275,7 @@ def execute_run(store: Store, config: dict, run_id: int, cancel: threading.Event
             labels=plan.labels, train=plan.train, evaluation=plan.evaluation, output_dir=tmp_dir,
             preset=settings["preset"], budget_seconds=budget * 60 if budget else None,
             max_iter=settings.get("maxIterations"), seed=settings.get("seed") or 0,
-            init_weights=plan.init_weights, overrides=dict(config["training"]["overrides"]))
+            init_weights=plan.init_weights, device=device, overrides=dict(config["training"]["overrides"]))
         try:
             result = train(request, progress=ProgressWriter(store, run_id), cancel=cancel)
             comparison = gate.compare(store, plan, result, cancel)
@@ -426,26 +436,66 @@ def request_cancel(store: Store, model_ref, run_id: int) -> tuple[dict, bool]:
             run.status, run.reason, run.finished_at = "canceled", "canceled before it started", utcnow()
             view = run_view(run)
         else:
+            run.cancel_requested = True  # seen by whichever process trains it (see jobs/run_watch.py)
             return run_view(run), True
     gate.run_ended(store, run_id, "canceled", "canceled before it started")
     webhooks.emit_run_finished(store, run_id)
     return view, False
 
 
-def recover(store: Store) -> list[int]:
-    """After a restart: runs that were training are failed; queued runs are returned to be queued again."""
+RESTARTED = "the server stopped while this run was training; start it again"
+
+
+def _fail_training(store: Store, run_id: int, reason: str, stale_before=None) -> bool:
+    """Fail a run that is still training (and, with `stale_before`, whose heartbeat is older)."""
     with store.transaction() as s:
-        failed = []
-        for run in s.scalars(select(TrainingRun).where(TrainingRun.status == "training")):
-            run.status, run.finished_at = "failed", utcnow()
-            run.reason = "the server stopped while this run was training; start it again"
-            failed.append(run.id)
+        cond = [TrainingRun.id == run_id, TrainingRun.status == "training"]
+        if stale_before is not None:
+            cond.append(TrainingRun.heartbeat_at < stale_before)
+        done = s.execute(update(TrainingRun).where(*cond).values(status="failed", reason=reason,
+                                                                finished_at=utcnow())).rowcount == 1
+    if done:
+        shutil.rmtree(run_folder(store.artifacts_root, run_id), ignore_errors=True)
+        gate.run_ended(store, run_id, "failed", reason)
+        webhooks.emit_run_finished(store, run_id)
+    return done
+
+
+def recover(store: Store, is_dead: Callable[[str], bool]) -> list[int]:
+    """After a start: fail the runs whose training process is known dead (`is_dead(worker)`: a
+    process of this host that no longer runs); return the queued runs, to be queued again.
+    Runs of other processes are left to `reap_stale_runs`."""
+    with store.transaction() as s:
+        training = [(r.id, r.worker) for r in s.scalars(select(TrainingRun).where(TrainingRun.status == "training"))]
         queued = [r.id for r in s.scalars(select(TrainingRun).where(TrainingRun.status == "queued")
                                           .order_by(TrainingRun.id))]
-    for run_id in failed:
-        gate.run_ended(store, run_id, "failed", "the server stopped while this run was training")
-        webhooks.emit_run_finished(store, run_id)
-    for stale in store.artifacts_root.glob(RUN_FOLDER_GLOB):
-        shutil.rmtree(stale, ignore_errors=True)
+    for run_id, worker in training:
+        if not worker or is_dead(worker):  # no worker: recorded by a version that always trained in-process
+            _fail_training(store, run_id, RESTARTED)
     return queued
+
+
+def reap_stale_runs(store: Store, stale_after_s: float) -> list[int]:
+    """Fail training runs whose heartbeat stopped (their process was killed): returns their ids."""
+    cutoff = utcnow() - dt.timedelta(seconds=stale_after_s)
+    with store.transaction() as s:
+        stale = list(s.scalars(select(TrainingRun.id).where(TrainingRun.status == "training",
+                                                            TrainingRun.heartbeat_at < cutoff)))
+    reason = (f"the process training this run stopped sending heartbeats for over {stale_after_s:g} s "
+              "(it was killed or cut off); start it again")
+    return [run_id for run_id in stale if _fail_training(store, run_id, reason, stale_before=cutoff)]
+
+
+def run_counts(store: Store) -> dict[str, int]:
+    """How many runs are in each state."""
+    with store.transaction() as s:
+        return dict(s.execute(select(TrainingRun.status, func.count()).group_by(TrainingRun.status)).all())
+
+
+def heartbeat(store: Store, run_id: int) -> bool:
+    """Record that the run's process is alive; True when a cancel was asked for."""
+    with store.transaction() as s:
+        s.execute(update(TrainingRun).where(TrainingRun.id == run_id, TrainingRun.status == "training")
+                  .values(heartbeat_at=utcnow()))
+        return bool(s.scalar(select(TrainingRun.cancel_requested).where(TrainingRun.id == run_id)))
 
