@@ -193,7 +193,7 @@ def test_a_scheduled_time_is_claimed_once_across_schedulers(make_app, tmp_path):
 
 
 @pytest.mark.parametrize("body, needle", [
-    ({"cron": "* * * * * *"}, "five cron fields"),  # seconds need scheduler.cron_seconds
+    ({"cron": "* * * * * *"}, "five fields"),  # seconds need scheduler.cron_seconds
     ({"cron": "0 3 * * *", "publish": "sometimes"}, "publish"),
     ({"cron": "0 3 * * *", "publishMargin": 101}, "publishMargin"),
 ])

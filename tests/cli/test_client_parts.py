@@ -14,7 +14,7 @@ from connector.client.errors import ClientError, LocalError
 from connector.client.exitcodes import MEANING, Exit
 from connector.client.upload import plan_folder
 
-SERVER_COMMANDS = {"serve", "weights", "connector"}
+SERVER_COMMANDS = {"serve", "worker", "db", "keys", "weights", "connector", "flows"}  # run beside the store, not a client
 
 
 def client_commands(parser=None, prefix=()):
