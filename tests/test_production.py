@@ -31,7 +31,7 @@ PROD = {**INFER, "training": {**INFER["training"], "default_preset": "fast", "ov
     **INFER["training"]["overrides"], "SOLVER.IMS_PER_BATCH": 4, "SOLVER.BASE_LR": 0.02, "SOLVER.WARMUP_ITERS": 4}},
     "capture": {"sample_seed": 7},
     "monitoring": {"flush_seconds": 3600.0, "drift_min_images": 30, "min_baseline_images": 10},
-    "webhooks": {"poll_seconds": 0.1}}
+    "webhooks": {"poll_seconds": 0.1, "allow_loopback": True}}  # the receiver listens on this machine
 TRAIN_ITERATIONS = 14
 EVAL_IMAGES = 16
 _seeds = iter(range(1000, 100000))  # every test image is a new drawing

@@ -22,7 +22,8 @@ def on_version_published(body):
 
 
 def on_model_needs_attention(body):
-    return _created(svc.subscribe(ctx().store, svc.MODEL_NEEDS_ATTENTION, body))
+    c = ctx()
+    return _created(svc.subscribe(c.store, svc.MODEL_NEEDS_ATTENTION, body, c.webhooks.policy))
 
 
 def list_webhooks():
