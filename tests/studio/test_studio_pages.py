@@ -62,7 +62,7 @@ def test_every_page_renders_without_console_errors_or_csp_violations(server, new
     base = f"{server.url}/studio/#/models/{m['id']}"
     for path, heading in [("images", "Images"), (f"images/{ids[0]}", "Image 1 of 3"), ("data-check", "Data check"),
                           ("train", "Train"), ("performance", "Performance"), ("versions", "Versions"),
-                          ("quick-test", "Quick test"), ("schedule", "Schedule"), ("settings", "Settings")]:
+                          ("quick-test", "Quick test"), ("predictions", "Predictions"), ("schedule", "Schedule"), ("settings", "Settings")]:
         page.goto(f"{base}/{path}")
         page.wait_for_selector(f"h1:text-is('{heading}')")
         page.wait_for_load_state("networkidle")
