@@ -90,6 +90,15 @@ def test_predictions_capture_review_and_monitoring(published, new_page):
     assert page.locator("#capture-card").is_visible() and page.is_checked("#capture-off")
     page.wait_for_selector("#capture-grid .empty:has-text('Turn capture on')")
 
+    # a band upside down is refused with the reason, and nothing changes
+    page.check("#capture-uncertain")
+    page.fill("#band-low", "0.8")
+    page.fill("#band-high", "0.2")
+    page.click("#save-capture")
+    page.wait_for_selector(".toast.error:has-text('bandLow < bandHigh')")
+    assert api.get(f"/models/{mid}/capture").json()["mode"] == "off"
+    page.fill("#band-low", "0.3")
+    page.fill("#band-high", "0.7")
     page.check("#capture-all")
     page.fill("#max-images", "50")
     page.click("#save-capture")
