@@ -8,10 +8,15 @@ history holds a real comparison of two scores.
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 
 import pytest
+from sqlalchemy import select
+
+from connector.services import monitoring
+from model_store.schema import Version
 
 from tests.conftest import b64
 from tests.studio.conftest import Server, shot
@@ -184,6 +189,17 @@ def test_predictions_capture_review_and_monitoring(published, new_page):
     baseline = mon["baselines"][0]
     assert f"On its {baseline['images']} evaluation images, version {baseline['version']}" in page.inner_text("#baseline")
     assert page.locator("#attention").count() == 0
+    # the drift check, run by the service with a threshold every day passes, makes a real event:
+    # its reason shows as needing attention
+    ctx = srv.app.odconnect
+    lenient = {**ctx.config["monitoring"], "drift_alpha": 1.01, "drift_min_images": 1, "min_baseline_images": 1}
+    with ctx.store.transaction() as s:
+        version_id = s.scalar(select(Version.id).where(Version.model_id == mid, Version.number == today["version"]))
+    assert len(monitoring.check_drift(ctx.store, lenient, [(mid, version_id, dt.date.fromisoformat(today["day"]))])) == 1
+    page.select_option("#monitoring-days-select", "30")
+    page.wait_for_selector("#attention")
+    reason = api.get(f"/models/{mid}/monitoring").json()["attention"][0]["reason"]
+    assert "Kolmogorov-Smirnov" in reason and reason in page.inner_text("#attention")
     dismiss_toasts(page)
     page.locator("#monitoring").scroll_into_view_if_needed()
     shot(page, "17b-predictions-monitoring")
