@@ -83,7 +83,7 @@ def test_sign_in_keeps_the_key_out_of_urls_and_a_401_shows_a_clear_page(server, 
     page.goto(server.url + "/studio/")
     page.wait_for_selector("h1:text-is('Sign in')")
     shot(page, "01-sign-in")
-    page.get_by_label("API key").fill("not-the-key")
+    page.get_by_role("textbox", name="API key").fill("not-the-key")
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_selector("text=That key was not accepted")
     sign_in(page, server)
