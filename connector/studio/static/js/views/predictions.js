@@ -30,7 +30,7 @@ export async function predictionsView(el, params, query, ctx) {
   const m = ctx.model;
   const base = api.paths.model(m.id);
   let [settings, versions, datasets] = await Promise.all([
-    api.get(`${base}/capture`), api.get(`${base}/versions`), api.get(`${base}/datasets`),
+    api.get(`${base}/capture`), api.get(`${base}/versions`, { includeArchived: true }), api.get(`${base}/datasets`),
   ]);
   if (!ctx.current()) return;
   const training = datasets.filter((d) => d.kind === "training");
