@@ -31,7 +31,7 @@ PROD = {**INFER, "training": {**INFER["training"], "default_preset": "fast", "ov
     **INFER["training"]["overrides"], "SOLVER.IMS_PER_BATCH": 4, "SOLVER.BASE_LR": 0.02, "SOLVER.WARMUP_ITERS": 4}},
     "capture": {"sample_seed": 7},
     "monitoring": {"flush_seconds": 3600.0, "drift_min_images": 30, "min_baseline_images": 10},
-    "webhooks": {"poll_seconds": 0.1}}
+    "webhooks": {"poll_seconds": 0.1, "allow_loopback": True}}  # the receiver listens on this machine
 TRAIN_ITERATIONS = 14
 EVAL_IMAGES = 16
 _seeds = iter(range(1000, 100000))  # every test image is a new drawing
@@ -258,8 +258,9 @@ def test_approve_moves_images_with_their_boxes_into_training(p):
     items = {i["sha256"]: i for i in captured(api, m)}
     a, b, c = (items[sha(d)] for d in images)
     fixed = {"labelName": "circle", "left": 0.25, "top": 0.25, "width": 0.3, "height": 0.3}
+    # a fix replaces the version's boxes (saving keeps waiting suggestions unless told not to)
     assert api.put(f"/models/{m['id']}/datasets/{a['datasetId']}/images/{a['id']}/regions",
-                   json={"regions": [fixed]}).status_code == 200
+                   json={"regions": [fixed]}, params={"keepSuggestions": "false"}).status_code == 200
     check_before = api.get(f"/models/{m['id']}/data-check").json()
     # all or nothing: an unknown id changes nothing
     r = api.post(f"/models/{m['id']}/captures/approve", json={"imageIds": [a["id"], 999999]})

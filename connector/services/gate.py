@@ -198,7 +198,7 @@ def decide(policy: str, margin: float, new_score: float | None, comparison: Comp
     gain = round(new - old, 2)
     if gain > margin:
         return "published", (f"version {number} published: {new:g} vs {old:g} on the same "
-                             f"{comparison.images} images, +{gain:g} points, over the margin of {margin:g}")
+                             f"{comparison.images} images, {gain:+g} points, over the margin of {margin:g}")
     return "kept", (f"kept the published version: version {number} scored {new:g} vs {old:g} on the same "
                     f"{comparison.images} images ({gain:+g} points, margin {margin:g})")
 

@@ -268,8 +268,10 @@ def train(request: TrainRequest, progress: Callable[[dict], None] | None = None,
                 kept_iteration, chosen_thresholds, validation_score = _choose_on_validation(
                     cfg, model, best, iterations, val_records, request.labels, cancel)
             thresholds = [SCORE_THRESHOLD if t is None else t for t in chosen_thresholds]
-            metrics = evaluate_detections(predict_records(cfg, model, eval_records, cancel), eval_records,
-                                          request.labels, thresholds)
+            eval_dets = predict_records(cfg, model, eval_records, cancel)
+            metrics = evaluate_detections(eval_dets, eval_records, request.labels, thresholds)
+            # the version's answers on the images it is scored on: production monitoring's baseline
+            metrics["prediction_profile"] = prediction_profile(eval_dets, request.labels)
             for name, t in zip(request.labels, chosen_thresholds):
                 metrics["per_label"][name]["threshold_from"] = "default" if t is None else "validation"
             metrics["validation"] = {"images": len(val_records), "score": validation_score,

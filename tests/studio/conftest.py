@@ -156,7 +156,7 @@ def new_page(browser, request):
 
 def sign_in(page, srv: Server, key: str = KEY):
     page.goto(srv.url + "/studio/#/signin")
-    page.get_by_label("API key").fill(key)
+    page.get_by_role("textbox", name="API key").fill(key)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_selector("h1:text('Models')")
 

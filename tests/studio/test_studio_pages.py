@@ -62,7 +62,7 @@ def test_every_page_renders_without_console_errors_or_csp_violations(server, new
     base = f"{server.url}/studio/#/models/{m['id']}"
     for path, heading in [("images", "Images"), (f"images/{ids[0]}", "Image 1 of 3"), ("data-check", "Data check"),
                           ("train", "Train"), ("performance", "Performance"), ("versions", "Versions"),
-                          ("quick-test", "Quick test"), ("schedule", "Schedule"), ("settings", "Settings")]:
+                          ("quick-test", "Quick test"), ("predictions", "Predictions"), ("schedule", "Schedule"), ("settings", "Settings")]:
         page.goto(f"{base}/{path}")
         page.wait_for_selector(f"h1:text-is('{heading}')")
         page.wait_for_load_state("networkidle")
@@ -83,7 +83,7 @@ def test_sign_in_keeps_the_key_out_of_urls_and_a_401_shows_a_clear_page(server, 
     page.goto(server.url + "/studio/")
     page.wait_for_selector("h1:text-is('Sign in')")
     shot(page, "01-sign-in")
-    page.get_by_label("API key").fill("not-the-key")
+    page.get_by_role("textbox", name="API key").fill("not-the-key")
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_selector("text=That key was not accepted")
     sign_in(page, server)

@@ -20,6 +20,7 @@ route("/models/:m/train", "train.js", "trainView", { page: "train" });
 route("/models/:m/performance", "performance.js", "performanceView", { page: "performance" });
 route("/models/:m/versions", "versions.js", "versionsView", { page: "versions" });
 route("/models/:m/quick-test", "quicktest.js", "quickTestView", { page: "quick-test" });
+route("/models/:m/predictions", "predictions.js", "predictionsView", { page: "predictions" });
 route("/models/:m/schedule", "schedule.js", "scheduleView", { page: "schedule" });
 route("/models/:m/settings", "settings.js", "settingsView", { page: "settings" });
 

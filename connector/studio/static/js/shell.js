@@ -9,6 +9,7 @@ export const MODEL_PAGES = [
   ["performance", "Performance"],
   ["versions", "Versions"],
   ["quick-test", "Quick test"],
+  ["predictions", "Predictions"],
   ["schedule", "Schedule"],
   ["settings", "Settings"],
 ];

@@ -4,7 +4,7 @@
 import * as api from "../api.js";
 import { h, labelColor, fmt } from "../dom.js";
 import { href } from "../router.js";
-import { pageHeader, confirmAction } from "../shell.js";
+import { pageHeader, confirmAction, sideNav } from "../shell.js";
 import { bind } from "../keys.js";
 import { toast, toastError } from "../toast.js";
 import { filtersOf } from "../imagequery.js";
@@ -29,6 +29,10 @@ export async function labelView(el, params, query, ctx) {
   if (!ctx.current()) return;
   if (!datasetId) datasetId = datasets[0].id;
   const filters = { ...filtersOf(query), dataset: String(datasetId) };
+  // opened from the Predictions page (a captured image): back leads there
+  const from = query.from === "predictions" ? "predictions" : undefined;
+  const backPath = from ? `/models/${m.id}/predictions` : `/models/${m.id}/images`;
+  if (from) sideNav(m, "predictions");
   const labels = new Map(m.labels.map((l, i) => [l.id, { ...l, index: i, color: labelColor(i) }]));
   if (!labels.has(lastLabelId)) lastLabelId = m.labels.length ? m.labels[0].id : null;
 
@@ -40,7 +44,7 @@ export async function labelView(el, params, query, ctx) {
   let live = null;
 
   // --- page ---
-  const gridLink = h("a", { class: "btn", href: href(`/models/${m.id}/images`, filters) }, "← All images");
+  const gridLink = h("a", { class: "btn", href: from ? href(backPath) : href(backPath, filters) }, from ? "← Predictions" : "← All images");
   const prevBtn = h("button", { type: "button", class: "btn", id: "prev-image", "aria-keyshortcuts": "ArrowLeft" }, "‹ Previous");
   const nextBtn = h("button", { type: "button", class: "btn", id: "next-image", "aria-keyshortcuts": "ArrowRight" }, "Next ›");
   const position = h("span", { class: "position", id: "image-position" });
@@ -214,7 +218,7 @@ export async function labelView(el, params, query, ctx) {
     draw();
     // read by bench/studio_bench.py: the frame with the new image is about to be painted
     requestAnimationFrame(() => performance.mark("studio:image-open", { detail: imageId }));
-    history.replaceState(null, "", href(`/models/${m.id}/images/${imageId}`, { ...filters, i: index ?? undefined }));
+    history.replaceState(null, "", href(`/models/${m.id}/images/${imageId}`, { ...filters, from, i: index ?? undefined }));
     document.title = `${entry.meta.name} · odconnect studio`;
     // what comes next is fetched now, so that it opens at once
     const [next, prev] = await Promise.all([nav.at(index === null ? null : index + 1), nav.at(index === null ? null : index - 1)]);
@@ -271,7 +275,7 @@ export async function labelView(el, params, query, ctx) {
       nav.total = null;
       const id = await nav.at(s.index);
       if (id !== null) open(id, s.index);
-      else location.hash = href(`/models/${m.id}/images`, filters);
+      else location.hash = from ? href(backPath) : href(backPath, filters);
     } catch (err) {
       toastError(err, "Not removed");
     }
