@@ -144,7 +144,16 @@ class VersionEngine(Base):
     decided_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class TrainingRun(Base):
+class ClaimedWork:
+    """Columns of work any process may do (a training run, a background job): where it runs and
+    whether it should stop. Whichever process does it (the embedded runner or a Celery worker on
+    another machine) reads and writes them, so they live in the database."""
+    worker: Mapped[str] = mapped_column(String(255), default="")
+    heartbeat_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class TrainingRun(ClaimedWork, Base):
     __tablename__ = "training_runs"
     id: Mapped[int] = mapped_column(primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
@@ -158,11 +167,6 @@ class TrainingRun(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    # Where it trains and whether it should stop: read by whichever process trains it (the
-    # embedded runner or a Celery worker on another machine), so they live in the database.
-    worker: Mapped[str] = mapped_column(String(255), default="")
-    heartbeat_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         # One active run per model, enforced by the database so that two requests cannot race.
@@ -184,7 +188,7 @@ class Draft(Base):
 ACTIVE_RUN_STATES = ("queued", "training")
 
 
-class Job(Base):
+class Job(ClaimedWork, Base):
     """A background job of the serving process (today: suggesting boxes for a whole dataset).
 
     The row is the job's state, so a restart can tell what was running (marked failed) from
@@ -205,10 +209,6 @@ class Job(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    # As for training runs: the process doing it, its heartbeat, and a cancel asked for anywhere.
-    worker: Mapped[str] = mapped_column(String(255), default="")
-    heartbeat_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         # One active job per model: two would only queue behind each other on the model thread.

@@ -33,7 +33,7 @@ from tests.training_data import trained_app
 
 pytestmark = pytest.mark.slow
 
-MAX_EXAMPLES = 10
+MAX_EXAMPLES = 6
 SUBSCRIBE = ["OnTrainingRunFinished", "OnVersionPublished", "OnModelNeedsAttention"]
 SEEDED = {"modelId": "1", "datasetId": 1, "imageId": 1, "version": "1", "runId": 1, "subscriptionId": 1}
 # Operations that keep generated ids only (mostly 404s), to stay within the time bound: on the seeded
