@@ -2,7 +2,7 @@
 
 One real server on loopback (`odconnect serve`, fresh store), one trained and published version
 (the `fast` preset by default, a few iterations: latency does not depend on how well it trained).
-Every request sends a different image (a 512 px JPEG with a one-pixel change), so that with
+Every request sends a different image (a 1024x768 JPEG with a one-pixel change), so that with
 capture `all` each one is really written (no dedupe). The two modes are measured in the same run,
 interleaved round by round (off, all, all, off, ...) so that both share whatever else loads the
 machine; the load average is printed before and after.
@@ -28,8 +28,7 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from detect_bench import (KEY, dataset_images, percentile, probe_image, start_server,  # noqa: E402
-                          stop_server)
+from detect_bench import KEY, dataset, percentile, probe_jpeg, start_server, stop_server  # noqa: E402
 
 
 def variants(probe: bytes, count: int) -> list[dict]:
@@ -78,8 +77,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads in the server")
     args = parser.parse_args()
 
-    images = dataset_images()
-    probe = probe_image(images)
+    training, evaluation, _, _ = dataset()
+    images = training + evaluation
+    probe = probe_jpeg(evaluation)
     root = Path(tempfile.mkdtemp(prefix="odc-capture-bench-"))
     config = root / "config.yaml"
     config.write_text(json.dumps({

@@ -57,7 +57,8 @@ def record_detection(model: str, found: int) -> None:
 
 class StoreCollector:
     """Figures read from the database when Prometheus scrapes: `read()` gives
-    {"runs": {state: count}, "workers": [{id, device, secondsSinceHeartbeat}, ...]}."""
+    {"runs": {state: count}, "workers": [{id, device, secondsSinceHeartbeat}, ...],
+     "production": {"captured": {model: pending}, "attention": {model: events}}}."""
 
     def __init__(self, read: Callable[[], dict]):
         self.read = read
@@ -75,6 +76,15 @@ class StoreCollector:
         for w in figures["workers"]:
             ages.add_metric([w["id"], w["device"]], w["secondsSinceHeartbeat"])
         yield ages
+        production = figures["production"]
+        for name, key, text in (("odconnect_captured_images_pending", "captured",
+                                 "Captured detect images waiting for review, by model"),
+                                ("odconnect_attention_events", "attention",
+                                 "'Model needs attention' events raised, by model")):
+            family = GaugeMetricFamily(name, text, labels=["model"])
+            for model, count in sorted(production[key].items()):
+                family.add_metric([model], count)
+            yield family
 
 
 def exposition(read: Callable[[], dict]) -> tuple[bytes, str]:

@@ -132,6 +132,7 @@ def test_all_keeps_each_image_once_with_suggestions_and_metadata(p):
     after = dt.datetime.now(dt.timezone.utc)
     items = {i["sha256"]: i for i in captured(api, m)}
     assert set(items) == set(answers) | {sha(d) for d in batch}
+    assert f'odconnect_captured_images_pending{{model="{m["name"]}"}} 6.0' in api.client.get("/metrics").text
     for i, d in enumerate(images):
         item = items[sha(d)]
         c = item["capture"]
@@ -423,3 +424,5 @@ def test_drift_fires_the_webhook_on_a_shift_and_not_without_one(p):
         body = api.get(f"/models/{m['id']}/monitoring").json()
         assert len(body["attention"]) == 1 and body["attention"][0]["version"] == 1
         assert "Kolmogorov-Smirnov" in body["attention"][0]["reason"]
+        # and for Prometheus, beside the API
+        assert f'odconnect_attention_events{{model="{m["name"]}"}} 1.0' in api.client.get("/metrics").text

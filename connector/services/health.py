@@ -34,9 +34,10 @@ def check(store: Store, config: dict) -> dict:
 
 def figures(store: Store, config: dict) -> dict:
     """What the metrics read from the database at each scrape (see connector/metrics.py)."""
-    from . import training
+    from . import monitoring, training
     return {"runs": training.run_counts(store),
-            "workers": workers.listing(store, config["jobs"]["stale_after_seconds"])}
+            "workers": workers.listing(store, config["jobs"]["stale_after_seconds"]),
+            "production": monitoring.scrape_figures(store)}
 
 
 def _broker(url: str) -> dict:

@@ -33,11 +33,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from model_store import Store
-from model_store.schema import AttentionEvent, Model, MonitoringDay, Version, VersionBaseline, utcnow
+from model_store.schema import (AttentionEvent, CapturedImage, Model, MonitoringDay, Version, VersionBaseline,
+                                utcnow)
 
 from ..routes import monitoring_path
 from ..views import attention_view, iso
@@ -276,6 +277,18 @@ def check_drift(store: Store, cfg: dict, keys: list[Key]) -> list[int]:
 
 
 # --- the API's use case --------------------------------------------------------------------------
+
+def scrape_figures(store: Store) -> dict:
+    """Per model name, for /metrics: captured images waiting for review, and the "needs attention"
+    events raised so far."""
+    with store.transaction() as s:
+        pending = s.execute(select(Model.name, func.count(CapturedImage.image_id))
+                            .join(CapturedImage, CapturedImage.model_id == Model.id)
+                            .where(CapturedImage.status == "pending").group_by(Model.name)).all()
+        attention = s.execute(select(Model.name, func.count(AttentionEvent.id))
+                              .join(AttentionEvent, AttentionEvent.model_id == Model.id).group_by(Model.name)).all()
+    return {"captured": dict(pending), "attention": dict(attention)}
+
 
 def report(ctx: "AppContext", model_ref, days: int = 7) -> dict:
     """The model's figures of the last `days` UTC days (today included), newest first, with the

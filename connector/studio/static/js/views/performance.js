@@ -88,7 +88,7 @@ function adviceList(advice) {
 function perLabelTable(perLabel) {
   const rows = Object.entries(perLabel);
   if (!rows.length) return h("p", { class: "muted" }, "No per-label figures.");
-  return h("table", { class: "table", id: "per-label-metrics" },
+  return h("div", { class: "table-wrap" }, h("table", { class: "table", id: "per-label-metrics" },
     h("thead", h("tr", h("th", "Label"), h("th", { class: "num" }, "AP50"),
       h("th", { class: "num", title: "Detect counts this label from this probability when no threshold is given" }, "Threshold"),
       h("th", { class: "num" }, "Precision"), h("th", { class: "num" }, "Recall"),
@@ -100,7 +100,7 @@ function perLabelTable(perLabel) {
       h("td", { class: "num" }, fmt.pct(x.precision, 1)), h("td", { class: "num" }, fmt.pct(x.recall, 1)),
       h("td", { class: "num count-error" }, x.countError == null ? "–"
         : `${x.countError.toFixed(2)}${x.relativeCountError == null ? "" : ` (${fmt.pct(x.relativeCountError, 0)})`}`),
-      h("td", { class: "num" }, fmt.num(x.images)), h("td", { class: "num" }, fmt.num(x.boxes))))));
+      h("td", { class: "num" }, fmt.num(x.images)), h("td", { class: "num" }, fmt.num(x.boxes)))))));
 }
 
 function compare(a, b) {
