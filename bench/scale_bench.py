@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import warnings
 from contextlib import ExitStack
 from pathlib import Path
@@ -40,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")  # the tests' helpers
 
-from tests.servers import free_port, postgres_server, redis_server  # noqa: E402
+from tests import servers  # noqa: E402
+from tests.servers import free_port, postgres_server, redis_server, wait_until  # noqa: E402
 from tests.training_data import LABELS, shapes_image  # noqa: E402
 
 KEY = "bench-key"
@@ -53,28 +51,7 @@ TINY_TRAINING = {  # the tests' tiny runs: 128 px images, batch 2
 
 
 def call(base: str, path: str, method: str = "GET", body=None, timeout: float = 60):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method,
-                                 headers={"X-API-Key": KEY, "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            raw = r.read()
-            return r.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
-
-
-def wait_until(check, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"timed out waiting for {what}")
+    return servers.call(base, path, KEY, method, body, timeout)
 
 
 class Deployment:

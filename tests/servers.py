@@ -7,12 +7,15 @@ by .ci/run; outside CI a missing one skips the tests that need it, saying how to
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -94,3 +97,33 @@ def redis_server() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def call(base: str, path: str, key: str, method: str = "GET", body=None, timeout: float = 60):
+    """(status, body) of a request to a server started as a process: JSON decoded, other bodies
+    (the /metrics page) as bytes."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base + path, data=data, method=method,
+                                 headers={"X-API-Key": key, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw = r.read()
+            return r.status, (json.loads(raw) if raw and r.headers.get_content_type().endswith("json") else raw or None)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def wait_until(check, timeout: float, what: str):
+    """`check()`'s first true value, retried while the servers start (connection errors count as
+    not yet); TimeoutError naming `what` after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except OSError:  # URLError and ConnectionError are OSErrors
+            pass
+        if time.time() >= deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.3)

@@ -6,14 +6,11 @@ Everything runs as a person would deploy it: `odconnect db upgrade`, `odconnect 
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -21,7 +18,8 @@ import pytest
 import yaml
 
 from tests.conftest import KEY
-from tests.servers import free_port, postgres_server, redis_server
+from tests import servers
+from tests.servers import free_port, postgres_server, redis_server, wait_until
 from tests.test_training_api import TINY
 from tests.training_data import LABELS, shapes_image
 
@@ -31,28 +29,7 @@ HEARTBEAT, STALE, REAP = 0.5, 4.0, 1.0
 
 
 def call(base: str, path: str, method: str = "GET", body=None, timeout: float = 30):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method,
-                                 headers={"X-API-Key": KEY, "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            raw = r.read()
-            return r.status, (json.loads(raw) if raw and r.headers.get_content_type().endswith("json") else raw)
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
-
-
-def wait_until(check, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-        except (urllib.error.URLError, ConnectionError, OSError):
-            pass
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
+    return servers.call(base, path, KEY, method, body, timeout)
 
 
 class Cluster:
