@@ -58,6 +58,10 @@ def _torch_modules():
     from torch import nn
     from detectron2.modeling.meta_arch.dense_detector import permute_to_N_HWA_K
 
+    def backbone_features(m, image):
+        """The model's own pixel normalization, then backbone + FPN: both exported networks start so."""
+        return m.backbone((image - m.pixel_mean) / m.pixel_std)
+
     class RetinaNetNetwork(nn.Module):
         """Normalize, backbone + FPN, head; per level (N, H*W*A, K) scores, (N, H*W*A, 4) deltas."""
 
@@ -67,8 +71,7 @@ def _torch_modules():
 
         def forward(self, image):
             m = self.model
-            x = (image - m.pixel_mean) / m.pixel_std
-            features = m.backbone(x)
+            features = backbone_features(m, image)
             features = [features[f] for f in m.head_in_features]
             logits, deltas = m.head(features)
             scores = [permute_to_N_HWA_K(t, m.num_classes).sigmoid() for t in logits]
@@ -84,8 +87,7 @@ def _torch_modules():
 
         def forward(self, image):
             m = self.model
-            x = (image - m.pixel_mean) / m.pixel_std
-            features = m.backbone(x)
+            features = backbone_features(m, image)
             rpn = m.proposal_generator
             logits, deltas = rpn.rpn_head([features[f] for f in rpn.in_features])
             # the layouts RPN.forward gives them: (N, H*W*A) and (N, H*W*A, 4)
