@@ -17,6 +17,18 @@ API = "/api/v1"
 KEY = "test-key"
 
 
+def pytest_collection_modifyitems(items):
+    """Schemathesis gives every operation's test the node id of its test function; pytest-xdist
+    tells tests apart by node id and would run one operation of each. The item's name has the
+    operation: make it the node id's last part, the same in every worker."""
+    for item in items:
+        if type(item).__name__ == "SchemathesisFunction" and not item.nodeid.endswith("]"):
+            if hasattr(item, "_id"):  # pytest 9
+                item._id = item.parent.id.child(item.name)
+            else:
+                item._nodeid = f"{item.parent.nodeid}::{item.name}"
+
+
 def make_config(root: Path, **sections) -> dict:
     overrides = {"storage": {"root": str(root)}, "security": {"api_keys": [KEY]}}
     for name, values in sections.items():
