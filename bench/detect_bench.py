@@ -2,8 +2,8 @@
 
 Trains one version through the service (fork-scissors: its train split in the model's training
 dataset, its test split as the evaluation dataset; drawn shapes when the dataset is absent),
-publishes it under each ``inference.engine`` asked for (publishing under onnxruntime exports
-the version and checks it against torch), then serves it from one freshly started
+publishes it under each engine asked for (publishing under onnxruntime exports the version and
+checks it against torch; ``int8`` also quantizes it and checks AP on the test split), then serves it from one freshly started
 `odconnect serve` per engine, all up together, and measures:
 
   * sequential latency p50 / p99 of a 1024x768 JPEG sent as the raw body (decode included),
@@ -15,8 +15,8 @@ the version and checks it against torch), then serves it from one freshly starte
   * each serving process's peak RSS (VmHWM): a fresh process, so neither training's nor the
     export's memory is in it.
 
-Usage: nice -n 10 python bench/detect_bench.py [--engine torch,onnxruntime] [--preset fast]
-       [--budget 1.5] [--requests 60]
+Usage: nice -n 10 python bench/detect_bench.py [--engine torch,onnxruntime,int8] [--preset fast]
+       [--budget 1.5] [--requests 60] [--onnx-threads 1]
 """
 from __future__ import annotations
 
@@ -144,13 +144,18 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def write_config(root: Path, engine: str, threads: int) -> Path:
+# What each --engine name runs: inference.engine, and whether onnxruntime may serve int8.
+SETTINGS = {"torch": ("torch", "off"), "onnxruntime": ("onnxruntime", "off"), "int8": ("onnxruntime", "auto")}
+
+
+def write_config(root: Path, engine: str, threads: int, onnx_threads: int) -> Path:
     config = root / f"config-{engine}.yaml"
+    name, int8 = SETTINGS[engine]
     config.write_text(json.dumps({
         "storage": {"root": str(root / "data")},
         "security": {"api_keys": [KEY]},
         "data_check": {"min_images_per_label": 1},
-        "inference": {"engine": engine, "torch_threads": threads},
+        "inference": {"engine": name, "int8": int8, "torch_threads": threads, "onnx_threads": onnx_threads},
     }))
     return config
 
@@ -231,23 +236,25 @@ def ap_over_http(client: Client, path: str, records, labels: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--engine", default="torch,onnxruntime", help="inference.engine values, comma-separated")
+    parser.add_argument("--engine", default="torch,onnxruntime,int8",
+                        help="comma-separated: torch, onnxruntime (float), int8 (onnxruntime, inference.int8 auto)")
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--budget", type=float, default=1.5, help="training minutes")
     parser.add_argument("--requests", type=int, default=60, help="sequential detects per engine")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2, help="torch threads in the server")
+    parser.add_argument("--onnx-threads", type=int, default=1, help="intra-op threads of each ONNX Runtime session")
     args = parser.parse_args()
     engines = [e.strip() for e in args.engine.split(",") if e.strip()]
     training, evaluation, test_records, labels = dataset()
     probe = probe_jpeg(evaluation)
     root = Path(tempfile.mkdtemp(prefix="odc-detect-bench-"))
-    configs = {e: write_config(root, e, args.threads) for e in engines}
+    configs = {e: write_config(root, e, args.threads, args.onnx_threads) for e in engines}
     print(f"detect benchmark: raw 1024x768 JPEG body, {os.cpu_count()} CPU cores, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; torch threads {args.threads}; "
           f"preset {args.preset}, {args.budget:g} min training", flush=True)
 
-    server, client = start_server(write_config(root, "torch", args.threads))
+    server, client = start_server(write_config(root, "torch", args.threads, args.onnx_threads))
     try:
         t0 = time.perf_counter()
         mid, version = train(client, training, evaluation, args.preset, args.budget)
@@ -292,7 +299,7 @@ def main() -> None:
             seq_rps = 1000 / (sum(sequential[engine]) / len(sequential[engine]))
             ap = (ap_over_http(client, path, test_records, labels) if test_records
                   else {"ap50": float("nan"), "ap": float("nan")})
-            rows.append({"engine": engine, "serves": decided[engine]["name"],
+            rows.append({"engine": engine, "serves": decided[engine]["name"] + (" int8" if decided[engine].get("precision") == "int8" else ""),
                          "p50": percentile(sequential[engine], 50), "p99": percentile(sequential[engine], 99),
                          "seq_rps": seq_rps, "rps": rps, "p99_c": percentile(lat, 99),
                          "rss": peak_rss_mb(server.pid), "ap50": number(ap["ap50"]), "ap": number(ap["ap"]),

@@ -155,6 +155,14 @@ DEFAULTS: dict[str, Any] = {
         "onnx_threads": 1,
         # How many of the version's evaluation images the publish-time check compares on.
         "verify_images": 8,
+        # Whether onnxruntime may serve a version quantized to int8 (about 2x faster on CPU): auto
+        # quantizes at publish, calibrated on training images, and serves int8 only when AP50 and
+        # AP on the evaluation images stay within int8_max_ap_drop of float; off never quantizes.
+        "int8": "auto",
+        "int8_max_ap_drop": 0.01,
+        # Evaluation images the int8 check scores both precisions on (and training images it
+        # calibrates on).
+        "int8_check_images": 32,
     },
     "webhooks": {
         # Deliveries wait in the store and are retried: attempt n waits
@@ -217,7 +225,7 @@ FREE_FORM = {"training.overrides", "suggestions.labeling_settings"}
 
 
 # The values a setting may take where its kind alone does not say enough.
-CHOICES = {"inference.engine": ("auto", "onnxruntime", "torch")}
+CHOICES = {"inference.engine": ("auto", "onnxruntime", "torch"), "inference.int8": ("auto", "off")}
 
 
 class ConfigError(ValueError):

@@ -103,7 +103,8 @@ def engine_view(record: VersionEngine | None) -> dict | None:
     if record is None:
         return None
     return {"name": record.name, "reason": record.reason, "verifiedOn": record.verified_on,
-            "imageSource": record.image_source, "setting": record.setting, "decided": iso(record.decided_at)}
+            "imageSource": record.image_source, "setting": record.setting, "decided": iso(record.decided_at),
+            "precision": record.precision}
 
 
 def run_view(run: TrainingRun, base_url: str = "") -> dict:

@@ -142,6 +142,8 @@ class VersionEngine(Base):
     image_source: Mapped[Optional[str]] = mapped_column(String(16))  # evaluation | training | drawn
     setting: Mapped[str] = mapped_column(String(16))         # inference.engine when it was decided
     decided_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # onnxruntime's network: float32 | int8 (quantized, when AP held on the evaluation images)
+    precision: Mapped[str] = mapped_column(String(8), default="float32")
 
 
 class ClaimedWork:

@@ -41,8 +41,9 @@ TRAINING = {"training": {
     "data_check": {"min_images_per_label": 3}}
 
 
-def config(root: Path, engine: str) -> dict:
-    return make_config(root, **TRAINING, inference={"engine": engine})
+def config(root: Path, engine: str, **inference) -> dict:
+    # float unless a test asks for int8: the tests of the float export compare it with torch
+    return make_config(root, **TRAINING, inference={"engine": engine, "int8": "off", **inference})
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +92,9 @@ def store(trained_store, tmp_path):
 class Server:
     """An app on a store under one engine setting; closed by the test (a restart is a new one)."""
 
-    def __init__(self, root: Path, engine: str):
+    def __init__(self, root: Path, engine: str, **inference):
         from connector.app import create_app
-        self.app = create_app(config(root, engine))
+        self.app = create_app(config(root, engine, **inference))
         self.api = Api(self.app)
 
     def close(self):
@@ -326,7 +327,7 @@ import json, sys, time
 from connector.app import create_app
 from tests.conftest import Api, make_config
 root, model_id, jpeg = sys.argv[1], int(sys.argv[2]), open(sys.argv[3], "rb").read()
-app = create_app(make_config(root, inference={"engine": "auto"}))
+app = create_app(make_config(root, inference={"engine": "auto", "int8": "off"}))
 api = Api(app)
 r = api.post(f"/models/{model_id}/detect", content=jpeg, headers={"Content-Type": "image/jpeg"},
              params={"threshold": 0.0})
@@ -354,3 +355,98 @@ def test_a_server_that_serves_onnxruntime_never_imports_torch(store, tmp_path):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["status"] == 200 and result["boxes"] > 0 and result["engine"] == "onnxruntime"
     assert result["heavy"] == [], f"detect through onnxruntime imported {result['heavy']}"
+
+
+# --- int8 -------------------------------------------------------------------------------------
+
+def test_int8_verdict_keeps_float_when_ap50_or_ap_drops_more_than_allowed():
+    from connector.services.precision_choice import int8_verdict
+    ok, why = int8_verdict({"ap50": 0.90, "ap": 0.60}, {"ap50": 0.895, "ap": 0.592}, 0.01)
+    assert ok and why == "int8 serves: AP50 0.895 int8 vs 0.900 float, AP 0.592 int8 vs 0.600 float"
+    ok, why = int8_verdict({"ap50": 0.90, "ap": 0.60}, {"ap50": 0.90, "ap": 0.585}, 0.01)
+    assert not ok and why.startswith("float serves (int8 loses more than 0.01): ")
+    ok, why = int8_verdict({"ap50": 0.90, "ap": 0.60}, {"ap50": 0.88, "ap": 0.61}, 0.01)
+    assert not ok  # AP50 alone dropped too far
+    ok, why = int8_verdict({"ap50": None, "ap": None}, {"ap50": None, "ap": None}, 0.01)
+    assert not ok and why == "int8 not checked: no AP50 on the evaluation images"
+
+
+def quantized_convolutions(path: Path) -> list[bool]:
+    """For each Conv of the graph, in order, whether its weight comes through DequantizeLinear."""
+    import onnx
+    graph = onnx.load(str(path)).graph
+    dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    return [n.input[1] in dequantized for n in graph.node if n.op_type == "Conv"]
+
+
+def test_int8_is_quantized_at_publish_checked_on_evaluation_images_and_served(store):
+    from connector.inference.onnx_quantize import FLOAT_CONVOLUTIONS
+    root, m = store
+    # a barely trained model's AP is noise: accept any drop here, so that the int8 path is served
+    server = Server(root, "auto", int8="auto", int8_max_ap_drop=1.0)
+    try:
+        r = server.api.post(f"/models/{m['id']}/versions/1/publish")
+        assert r.status_code == 200 and r.json()["engine"] == "onnxruntime", r.text
+        engine = server.version(m, 1)["engine"]
+        assert engine["precision"] == "int8", engine
+        assert "; int8 serves: AP50 " in engine["reason"] and " evaluation images" in engine["reason"]
+        int8_file = folder_of(root, m, 1) / "model.int8.onnx"
+        convs = quantized_convolutions(int8_file)
+        assert not any(convs[:FLOAT_CONVOLUTIONS]) and all(convs[FLOAT_CONVOLUTIONS:])
+        predictor = server.predictor(m, 1)
+        assert predictor.engine == "onnxruntime" and predictor.precision == "int8"
+        got = answers(server.api, m)
+        assert got["large"]["image"] == {"width": 1024, "height": 768} and got["large"]["predictions"]
+        r = server.api.get(f"/models/{m['id']}/versions/1/export", params={"format": "onnx"})
+        assert r.status_code == 200, r.text
+        import zipfile
+        assert "model.int8.onnx" in zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+        written = int8_file.stat().st_mtime_ns
+    finally:
+        server.close()
+
+    # a restart serves the recorded int8 network without quantizing again; int8 off serves float
+    for int8, precision in (("auto", "int8"), ("off", "float32")):
+        server = Server(root, "auto", int8=int8, int8_max_ap_drop=1.0)
+        try:
+            assert server.api.post(f"/models/{m['id']}/versions/1/publish").json()["engine"] == "onnxruntime"
+            assert server.predictor(m, 1).precision == precision
+            assert server.version(m, 1)["engine"] == engine
+        finally:
+            server.close()
+    assert int8_file.stat().st_mtime_ns == written
+
+
+def test_int8_that_loses_accuracy_or_has_nothing_to_check_on_leaves_float_serving(store):
+    root, m = store
+    # decided first with int8 off: float, never quantized
+    server = Server(root, "auto")
+    try:
+        assert server.api.post(f"/models/{m['id']}/versions/1/publish").json()["engine"] == "onnxruntime"
+        assert server.version(m, 1)["engine"]["precision"] == "float32"
+        assert server.version(m, 1)["engine"]["reason"].endswith("; inference.int8 is off")
+    finally:
+        server.close()
+    # with int8 on, publishing decides again; a drop limit no model meets keeps float
+    server = Server(root, "auto", int8="auto", int8_max_ap_drop=-1.0)
+    try:
+        assert server.api.post(f"/models/{m['id']}/versions/1/publish").json()["engine"] == "onnxruntime"
+        engine = server.version(m, 1)["engine"]
+        assert engine["precision"] == "float32" and "; float serves (int8 loses more than -1): AP50 " in engine["reason"]
+        assert server.predictor(m, 1).precision == "float32"
+    finally:
+        server.close()
+    # no approved box on the evaluation images: nothing to check int8 on
+    from sqlalchemy import create_engine
+    db = create_engine(f"sqlite:///{root / 'odconnect.db'}")
+    with db.begin() as conn:
+        conn.execute(text("UPDATE regions SET approved = 0"))
+    db.dispose()
+    (folder_of(root, m, 1) / "model.int8.onnx").unlink()
+    server = Server(root, "auto", int8="auto", int8_max_ap_drop=1.0)
+    try:
+        assert server.api.post(f"/models/{m['id']}/versions/1/publish").json()["engine"] == "onnxruntime"
+        engine = server.version(m, 1)["engine"]
+        assert engine["precision"] == "float32" and engine["reason"].endswith("; int8 not checked: no evaluation image with boxes")
+    finally:
+        server.close()

@@ -83,9 +83,10 @@ def build_torch(folder: str | Path, thread: ModelThread, torch_threads: int | No
     return TorchEngine(thread.call(build), thread)
 
 
-def build_onnxruntime(folder: str | Path, onnx_threads: int):
-    """Open the version's ONNX export (already written and checked) and warm it up."""
+def build_onnxruntime(folder: str | Path, onnx_threads: int, int8: bool = False):
+    """Open the version's ONNX export (already written and checked; ``int8``: its quantized
+    network) and warm it up."""
     from .onnx_predictor import OnnxPredictor
-    predictor = OnnxPredictor(folder, num_threads=onnx_threads)
+    predictor = OnnxPredictor(folder, num_threads=onnx_threads, int8=int8)
     predictor.warm_up()
     return predictor

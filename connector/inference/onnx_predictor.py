@@ -21,7 +21,7 @@ from . import onnx_postprocess as post
 from .engines import ONNXRUNTIME
 from .image_input import ModelInput, batch_tensor, forward_groups, prepare
 from .onnx_export import FORMAT, METADATA_KEY
-from ..modeling.artifacts import ONNX
+from ..modeling.artifacts import ONNX, ONNX_INT8
 from ..modeling.detection import Detection
 
 __all__ = ["OnnxPredictor", "read_metadata"]
@@ -41,7 +41,7 @@ def read_metadata(path: str | Path) -> dict:
 class OnnxPredictor:
     engine = ONNXRUNTIME
 
-    def __init__(self, folder: str | Path, num_threads: int | None = None) -> None:
+    def __init__(self, folder: str | Path, num_threads: int | None = None, int8: bool = False) -> None:
         import onnxruntime as ort
 
         folder = Path(folder)
@@ -54,13 +54,15 @@ class OnnxPredictor:
         def session(name: str):
             return ort.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
 
-        self.network = session(ONNX)
+        network = ONNX_INT8 if int8 else ONNX
+        self.precision = "int8" if int8 else "float32"
+        self.network = session(network)
         meta = self.network.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if meta is None:
-            raise ValueError(f"{ONNX} has no '{METADATA_KEY}' metadata: not an odconnect export")
+            raise ValueError(f"{network} has no '{METADATA_KEY}' metadata: not an odconnect export")
         self.meta = json.loads(meta)
         if self.meta.get("format") != FORMAT:
-            raise ValueError(f"{ONNX} is in format {self.meta.get('format')!r}, expected {FORMAT!r}")
+            raise ValueError(f"{network} is in format {self.meta.get('format')!r}, expected {FORMAT!r}")
         self.architecture = self.meta["architecture"]
         self.roi_heads = session(self.meta["graphs"]["roi_heads"]) if self.architecture == "faster_rcnn" else None
         inp = self.meta["input"]

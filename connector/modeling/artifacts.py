@@ -8,13 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["VersionFiles", "WEIGHTS", "CONFIG", "TORCHSCRIPT", "ONNX", "ONNX_ROI_HEADS", "ONNX_METADATA",
+__all__ = ["VersionFiles", "WEIGHTS", "CONFIG", "TORCHSCRIPT", "ONNX", "ONNX_INT8", "ONNX_ROI_HEADS", "ONNX_METADATA",
            "version_folder", "run_folder"]
 
 WEIGHTS = "model_final.pth"   # {"model": state_dict} of the kept weights
 CONFIG = "config.yaml"        # the full detectron2 config tree, ODCONNECT keys included
 TORCHSCRIPT = "model.ts"      # traced on demand by the TorchScript export
 ONNX = "model.onnx"           # the network as ONNX (export?format=onnx, the onnxruntime engine)
+ONNX_INT8 = "model.int8.onnx"   # the network quantized to int8 (onnx_quantize), when its check passed
 ONNX_ROI_HEADS = "model_roi_heads.onnx"  # Faster R-CNN's second graph (box head on RoIs)
 ONNX_METADATA = "onnx.json"   # pre/post-processing of the ONNX graphs; written last, marks the export complete
 
@@ -38,6 +39,10 @@ class VersionFiles:
     @property
     def torchscript(self) -> Path:
         return self.folder / TORCHSCRIPT
+
+    @property
+    def int8(self) -> Path:
+        return self.folder / ONNX_INT8
 
     @property
     def onnx_metadata(self) -> Path:

@@ -12,6 +12,10 @@
   (409 with the reason).
 * ``torch``: nothing is exported; torch serves every version.
 
+When onnxruntime serves, ``inference.int8`` then decides its precision (precision_choice: the
+int8 network only when AP held on the evaluation images). Publishing again with int8 on decides
+again for a version that was never quantized.
+
 The decision is recorded in the version's row of ``version_engines`` (name, reason, images
 compared, where they came from, the setting it was made under, when; the version's ``engine``
 field on the wire). Every process reads it from the
@@ -32,13 +36,15 @@ from model_store import Store
 from model_store.schema import Image, Version, VersionEngine, utcnow
 
 from ..errors import Conflict
+from ..modeling.artifacts import VersionFiles
 from ..inference.engines import ONNXRUNTIME, TORCH, build_onnxruntime, build_torch
+from .precision_choice import FLOAT32, INT8, choose_precision
 
 if TYPE_CHECKING:
     from ..inference.cache import PredictorCache
     from ..inference.model_thread import ModelThread
 
-__all__ = ["choose", "serve", "predictor_loader", "verification_images"]
+__all__ = ["choose", "serve", "predictor_loader", "verification_images", "stored_images"]
 
 log = logging.getLogger("odconnect.inference")
 
@@ -50,6 +56,13 @@ def _satisfies(record: VersionEngine | None, setting: str) -> bool:
     if setting in (TORCH, ONNXRUNTIME):
         return record.name == setting
     return record.setting in ("auto", ONNXRUNTIME)  # auto: any decision that tried the export
+
+
+def _int8_untried(record: VersionEngine, config: dict, folder: str) -> bool:
+    """int8 is on, onnxruntime serves the version in float, and it was never quantized (decided
+    while int8 was off, or the quantization failed): publishing decides again."""
+    return (config["inference"]["int8"] != "off" and record.name == ONNXRUNTIME and record.precision == FLOAT32
+            and not VersionFiles.at(folder).int8.exists())
 
 
 def serving_engine(record: VersionEngine | None, setting: str) -> str | None:
@@ -82,14 +95,17 @@ def _drawn_images() -> list[tuple[str, bytes]]:
     return out
 
 
-def verification_images(store: Store, version_id: int, count: int) -> tuple[str, list[tuple[str, bytes]]]:
-    """(where they came from, [(name, bytes)]): up to ``count`` of the version's evaluation images
-    (held out or its evaluation dataset), else of its training images, else drawn pictures."""
+def stored_images(store: Store, version_id: int, count: int,
+                  sources=("evaluation", "training")) -> tuple[str | None, list[tuple[str, bytes]]]:
+    """(where they came from, [(name, bytes)]): up to ``count`` readable pictures of the first of
+    ``sources`` (the version's evaluation images: held out or its evaluation dataset; its
+    training images) that has any; (None, []) when none has."""
     with store.transaction() as s:
         snapshot = s.get(Version, version_id).data_snapshot or {}
-        candidates = [("evaluation", snapshot.get("scored") or snapshot.get("evaluation") or []),
-                      ("training", snapshot.get("train") or [])]
-        for source, ids in candidates:
+        ids_of = {"evaluation": snapshot.get("scored") or snapshot.get("evaluation") or [],
+                  "training": snapshot.get("train") or []}
+        for source in sources:
+            ids = ids_of[source]
             rows = {img.id: img for img in s.scalars(select(Image).where(Image.id.in_(list(ids))))} if ids else {}
             images = []
             for image_id in ids:
@@ -104,7 +120,14 @@ def verification_images(store: Store, version_id: int, count: int) -> tuple[str,
                     break
             if images:
                 return source, images
-    return "drawn", _drawn_images()[:max(1, count)]
+    return None, []
+
+
+def verification_images(store: Store, version_id: int, count: int) -> tuple[str, list[tuple[str, bytes]]]:
+    """(where they came from, [(name, bytes)]): up to ``count`` of the version's evaluation images,
+    else of its training images, else drawn pictures."""
+    source, images = stored_images(store, version_id, count)
+    return (source, images) if images else ("drawn", _drawn_images()[:max(1, count)])
 
 
 # --- deciding ---------------------------------------------------------------------------------
@@ -116,7 +139,6 @@ def _export_and_verify(folder: str, images: list[tuple[str, bytes]], torch_threa
     from ..inference.onnx_export import OnnxExportError, export_onnx
     from ..inference.onnx_predictor import OnnxPredictor
     from ..inference.onnx_verify import set_score_threshold, verify
-    from ..modeling.artifacts import VersionFiles
     from ..modeling.predictor import Predictor
 
     try:
@@ -160,11 +182,11 @@ def choose(store: Store, config: dict, model_thread: "ModelThread", version_id: 
     with store.transaction() as s:
         version = s.get(Version, version_id)
         record, folder, number = version.engine, version.artifact_dir, version.number
-    if _satisfies(record, setting):
+    if _satisfies(record, setting) and not _int8_untried(record, config, folder):
         return record
     if setting == TORCH:
         record = VersionEngine(name=TORCH, reason="inference.engine is torch: the version is not exported",
-                               verified_on=0, image_source=None)
+                               verified_on=0, image_source=None, precision=FLOAT32)
     else:
         source, images = verification_images(store, version_id, inference["verify_images"])
         ok, reason, compared = model_thread.call(_export_and_verify, folder, images,
@@ -175,13 +197,28 @@ def choose(store: Store, config: dict, model_thread: "ModelThread", version_id: 
         if not ok and setting == ONNXRUNTIME:
             raise Conflict(f"version {number} cannot be served by onnxruntime (inference.engine is "
                            f"onnxruntime): {reason}")
+        precision = FLOAT32
+        if ok:
+            precision, why = choose_precision(store, config, folder, version_id)
+            reason += f"; {why}"
+            log.info("version %s (id %s): %s", number, version_id, why)
         record = VersionEngine(name=ONNXRUNTIME if ok else TORCH, reason=reason[:2048], verified_on=compared,
-                               image_source=source if compared else None)
+                               image_source=source if compared else None, precision=precision)
     record.version_id, record.setting, record.decided_at = version_id, setting, utcnow()
     return _store_record(store, record)
 
 
 # --- serving ----------------------------------------------------------------------------------
+
+def serves_int8(record: VersionEngine | None, config: dict) -> bool:
+    """Whether onnxruntime serves the version's int8 network: decided so at publish, and
+    ``inference.int8`` of this process is not off."""
+    return record is not None and record.precision == INT8 and config["inference"]["int8"] != "off"
+
+
+def _precision(record: VersionEngine | None, config: dict) -> str:
+    return INT8 if serves_int8(record, config) else FLOAT32
+
 
 def predictor_loader(store: Store, config: dict, model_thread: "ModelThread"):
     """What the predictor cache calls on a miss: the version's predictor for its recorded engine,
@@ -194,10 +231,11 @@ def predictor_loader(store: Store, config: dict, model_thread: "ModelThread"):
             folder, record = version.artifact_dir, version.engine
         engine = serving_engine(record, inference["engine"])
         if engine is None:  # onnxruntime required and never decided for this version: decide now
-            engine = choose(store, config, model_thread, version_id).name
+            record = choose(store, config, model_thread, version_id)
+            engine = record.name
         if engine == ONNXRUNTIME:
             try:
-                return build_onnxruntime(folder, inference["onnx_threads"])
+                return build_onnxruntime(folder, inference["onnx_threads"], int8=serves_int8(record, config))
             except Exception as exc:
                 if inference["engine"] == ONNXRUNTIME:
                     raise Conflict(f"the ONNX export of version id {version_id} cannot be loaded: {exc}") from exc
@@ -213,7 +251,8 @@ def serve(store: Store, config: dict, model_thread: "ModelThread", cache: "Predi
     publishing) is replaced."""
     record = choose(store, config, model_thread, version_id)
     engine = serving_engine(record, config["inference"]["engine"])
-    if cache.get(version_id).engine != engine:
+    cached = cache.get(version_id)
+    if cached.engine != engine or (engine == ONNXRUNTIME and cached.precision != _precision(record, config)):
         cache.discard(version_id)
         cache.get(version_id)
     return record

@@ -331,6 +331,8 @@ def export_version(ctx: "AppContext", model_ref, version_ref: str, fmt: str) -> 
             raise Conflict(f"version {target.version_number} cannot be exported to ONNX: {exc}") from exc
         graphs = json.loads(meta.read_text())["graphs"].values()
         wanted += [files.folder / name for name in graphs] + [meta]
+        if files.int8.is_file():  # quantized at publish (same input and outputs, same metadata)
+            wanted.append(files.int8)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in wanted:

@@ -1,0 +1,104 @@
+"""Whether onnxruntime serves a version in int8 or float: decided at publish, after the float
+export passed its check (engine_choice), and recorded with the engine.
+
+``inference.int8``:
+
+* ``auto``: quantize the network (connector/inference/onnx_quantize.py), calibrated on the
+  version's training pictures; score float and int8 on the version's evaluation images (the
+  ones that reported its score, with today's approved boxes); serve int8 only when neither AP50
+  nor AP drops by more than ``inference.int8_max_ap_drop``. Without evaluation images that have
+  boxes there is nothing to check on, and float serves.
+* ``off``: float serves; nothing is quantized.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+from sqlalchemy import select
+
+from model_store import Store
+from model_store.schema import Image, Version
+
+from ..modeling.boxes import fraction_to_pixels
+
+__all__ = ["FLOAT32", "INT8", "choose_precision", "int8_verdict", "evaluation_records"]
+
+FLOAT32, INT8 = "float32", "int8"  # the values of a version engine's ``precision``
+
+log = logging.getLogger("odconnect.inference")
+
+
+def int8_verdict(float_metrics: dict, int8_metrics: dict, max_drop: float) -> tuple[bool, str]:
+    """(serve int8?, why) from both precisions' metrics on the same images."""
+    parts, ok = [], True
+    for key, name in (("ap50", "AP50"), ("ap", "AP")):
+        f, q = float_metrics.get(key), int8_metrics.get(key)
+        if f is None or q is None or math.isnan(f) or math.isnan(q):
+            return False, f"int8 not checked: no {name} on the evaluation images"
+        ok = ok and f - q <= max_drop
+        parts.append(f"{name} {q:.3f} int8 vs {f:.3f} float")
+    verdict = "int8 serves" if ok else f"float serves (int8 loses more than {max_drop:g})"
+    return ok, f"{verdict}: {', '.join(parts)}"
+
+
+def evaluation_records(store: Store, version_id: int, count: int):
+    """(the version's labels, up to ``count`` ImageRecords): its evaluation images with today's
+    approved boxes of the labels it was trained on, read from the store."""
+    from ..modeling.records import ImageRecord
+
+    with store.transaction() as s:
+        version = s.get(Version, version_id)
+        snapshot = version.data_snapshot or {}
+        labels = list(version.labels)
+        ids = list(snapshot.get("scored") or snapshot.get("evaluation") or [])
+        label_ids = snapshot.get("labelIds") or []
+        index = {label_id: i for i, label_id in enumerate(label_ids)} if len(label_ids) == len(labels) else {}
+        rows = {img.id: img for img in s.scalars(select(Image).where(Image.id.in_(ids)))} if ids else {}
+        records = []
+        for image_id in ids:
+            img = rows.get(image_id)
+            if img is None or img.deleted_at is not None:
+                continue
+            boxes = tuple((index[r.label_id], *fraction_to_pixels(r.left, r.top, r.width, r.height,
+                                                                  img.width, img.height))
+                          for r in img.regions if r.approved and r.label_id in index)
+            records.append(ImageRecord(image_id=img.id, path=str(store.blobs.path(img.sha256)),
+                                       width=img.width, height=img.height, boxes=boxes))
+            if len(records) >= count:
+                break
+    return labels, records
+
+
+def _training_pictures(store: Store, version_id: int, count: int) -> list[bytes]:
+    from .engine_choice import stored_images
+    return [data for _, data in stored_images(store, version_id, count, ("training",))[1]]
+
+
+def choose_precision(store: Store, config: dict, folder: str, version_id: int) -> tuple[str, str]:
+    """(precision, why) for a version onnxruntime serves; quantizes when ``inference.int8`` is auto."""
+    from pathlib import Path
+
+    from ..inference.onnx_predictor import OnnxPredictor
+    from ..inference.onnx_quantize import quantize_network
+    from ..training.evaluation import evaluate_detections
+
+    inference = config["inference"]
+    if inference["int8"] == "off":
+        return FLOAT32, "inference.int8 is off"
+    labels, records = evaluation_records(store, version_id, inference["int8_check_images"])
+    if not any(r.boxes for r in records):
+        return FLOAT32, "int8 not checked: no evaluation image with boxes"
+    pictures = _training_pictures(store, version_id, inference["int8_check_images"])
+    try:
+        quantize_network(folder, pictures)
+        engines = {precision: OnnxPredictor(folder, num_threads=inference["onnx_threads"], int8=precision == INT8)
+                   for precision in (FLOAT32, INT8)}
+    except Exception as exc:  # quantization is an optimization: any failure leaves float serving
+        log.exception("version id %s: int8 quantization failed", version_id)
+        return FLOAT32, f"int8 quantization failed: {type(exc).__name__}: {exc}"[:512]
+    metrics = {precision: evaluate_detections([p.predict(Path(r.path).read_bytes(), 0.0) for r in records],
+                                              records, labels, interval_level=None)
+               for precision, p in engines.items()}
+    ok, why = int8_verdict(metrics[FLOAT32], metrics[INT8], inference["int8_max_ap_drop"])
+    return (INT8 if ok else FLOAT32), f"{why} on {len(records)} evaluation images"
