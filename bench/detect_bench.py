@@ -243,7 +243,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=60, help="sequential detects per engine")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2, help="torch threads in the server")
-    parser.add_argument("--onnx-threads", type=int, default=1, help="intra-op threads of each ONNX Runtime session")
+    parser.add_argument("--onnx-threads", type=int, default=0,
+                        help="intra-op threads of each ONNX Runtime session (0: the machine's cores)")
     args = parser.parse_args()
     engines = [e.strip() for e in args.engine.split(",") if e.strip()]
     training, evaluation, test_records, labels = dataset()

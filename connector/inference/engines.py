@@ -16,8 +16,8 @@ Where the forward passes run differs, by measurement (bench/detect_bench.py):
 * torch: on the model thread, one at a time (see ``model_thread``: a second OpenMP team on 2
   cores made every forward pass ~40% slower);
 * onnxruntime: on the calling (request) thread. Sessions are thread-safe and each has its own
-  small intra-op pool, so concurrent requests compute in parallel without OpenMP teams; with
-  ``onnx_threads`` 1 each request uses one core and two requests use both.
+  intra-op pool (``onnx_threads``, every core by default, idle threads asleep), so a lone request
+  uses every core and concurrent requests share them without OpenMP teams.
 
 Building a torch predictor imports torch and detectron2; an onnxruntime one does not.
 """

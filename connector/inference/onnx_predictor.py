@@ -50,6 +50,8 @@ class OnnxPredictor:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # idle pool threads sleep instead of spinning: requests overlap, and training shares the cores
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
 
         def session(name: str):
             return ort.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
