@@ -1,8 +1,8 @@
 """torch vs onnxruntime on one trained version: detect latency and AP, side by side, one process.
 
 Trains `fast` on ../shared/datasets/fork-scissors (fixed split in split.json) for a time budget
-(or reuses a version folder), exports it to ONNX (and, with --int8, a dynamically quantized
-copy), then measures
+(or reuses a version folder), exports it to ONNX (and, with --int8, quantizes it as publishing
+does), then measures
 
   * per-image latency p50 / p95 of a 1024x768 JPEG, decode included (bytes in, boxes out):
     torch as the service runs it (full decode, Predictor.predict), onnxruntime with the same
@@ -51,24 +51,6 @@ def train_version(data: Path, out: Path, minutes: float | None, iterations: int 
     return {"iterations": result.iterations, "metrics": result.metrics}
 
 
-def quantized_copy(folder: Path, target: Path) -> Path:
-    """``target`` holding an int8 (dynamic quantization) model.onnx with the same metadata."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from connector.inference.onnx_export import METADATA_KEY
-    from connector.modeling.artifacts import ONNX as ONNX_NAME, ONNX_METADATA as METADATA_NAME
-    target.mkdir(parents=True, exist_ok=True)
-    quantize_dynamic(str(folder / ONNX_NAME), str(target / ONNX_NAME), weight_type=QuantType.QUInt8)
-    model = onnx.load(str(target / ONNX_NAME))
-    if not any(p.key == METADATA_KEY for p in model.metadata_props):  # keep what the predictor reads
-        src = onnx.load(str(folder / ONNX_NAME), load_external_data=False)
-        model.metadata_props.extend(src.metadata_props)
-        onnx.save(model, str(target / ONNX_NAME))
-    shutil.copy(folder / METADATA_NAME, target / METADATA_NAME)
-    return target
-
-
 def probe_jpeg(data: Path) -> bytes:
     """A test-split photo as a 1024x768 JPEG (quality 90)."""
     from PIL import Image
@@ -106,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.train_bench import load_dataset
     from connector.inference.onnx_export import export_onnx
     from connector.inference.onnx_predictor import OnnxPredictor
+    from connector.inference.onnx_quantize import quantize_network
     from connector.inference.onnx_verify import verify
     from connector.modeling.predictor import Predictor
     from connector.training.evaluation import evaluate
@@ -133,8 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     engines = {"torch": None, "onnxruntime": OnnxPredictor(folder, args.threads)}
     if args.int8:
         t0 = time.perf_counter()
-        engines["onnxruntime int8"] = OnnxPredictor(quantized_copy(folder, folder / "int8"), args.threads)
-        print(f"int8 dynamic quantization: {time.perf_counter() - t0:.1f} s", flush=True)
+        # as publishing does it (connector/inference/onnx_quantize.py): calibrated on training photos
+        _, train_records, _ = load_dataset(data)
+        quantize_network(folder, [Path(r.path).read_bytes() for r in train_records[:32]])
+        engines["onnxruntime int8"] = OnnxPredictor(folder, args.threads, int8=True)
+        print(f"int8 static quantization: {time.perf_counter() - t0:.1f} s", flush=True)
 
     def decoded(data_bytes: bytes) -> Image.Image:
         # what detect hands the predictor: the whole picture decoded, upright, RGB
