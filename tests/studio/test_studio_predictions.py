@@ -256,8 +256,8 @@ def test_schedule_shows_the_last_firings_and_the_gate(published, new_page):
     fired = history[1]
     assert fired["trigger"] == "schedule" and fired["outcome"] == "published"
     assert fired["newScore"] is not None and fired["publishedScore"] is not None
-    page.reload()
-    page.wait_for_selector("#schedule-history tbody tr:nth-child(4)")
+    # the open page follows the firings by itself, no reload
+    page.wait_for_selector("#schedule-history tbody tr:nth-child(4)", timeout=30000)
     rows = page.locator("#schedule-history tbody tr")
     assert [rows.nth(i).get_attribute("data-outcome") for i in range(4)] == [e["outcome"] for e in history]
     skipped, gated = rows.nth(0).inner_text(), rows.nth(1).inner_text()

@@ -81,6 +81,28 @@ export async function scheduleView(el, params, query, ctx) {
           h("dt", "Last outcome"), h("dd", schedule.lastOutcome || "–"))
         : h("p", { class: "muted", id: "schedule-state" }, "No schedule: the model retrains only when you start it."))),
     card("Last firings", historyTable(history))));
+  followHistory(el, path, history, ctx);
+}
+
+// The table follows new firings and the runs still training until the gate decides, while the
+// page is shown: more often while a run trains.
+function followHistory(el, path, entries, ctx) {
+  const wait = entries.some((e) => e.outcome === "training") ? 3000 : 10000;
+  setTimeout(async () => {
+    if (!ctx.current()) return;
+    let fresh;
+    try {
+      fresh = await api.get(`${path}/history`, { limit: 20 });
+    } catch {
+      fresh = entries; // a failed refresh keeps what is shown and tries again
+    }
+    if (!ctx.current()) return;
+    const shown = el.querySelector("#schedule-history");
+    if (shown && JSON.stringify(fresh) !== JSON.stringify(entries)) {
+      (shown.closest(".table-wrap") || shown).replaceWith(historyTable(fresh));
+    }
+    followHistory(el, path, fresh, ctx);
+  }, wait);
 }
 
 function score(v) {

@@ -6,6 +6,14 @@ import { render } from "../router.js";
 import { pageHeader, card, empty, badge, confirmAction } from "../shell.js";
 import { toast, toastError } from "../toast.js";
 
+// What serves the version (decided at publish): the engine, int8 when it was quantized; why on hover.
+function servedBy(engine) {
+  const chip = badge(`${engine.name}${engine.precision === "int8" ? " int8" : ""}`);
+  chip.title = engine.reason;
+  chip.dataset.engine = engine.name;
+  return chip;
+}
+
 export async function versionsView(el, params, query, ctx) {
   const m = ctx.model;
   const base = api.paths.model(m.id);
@@ -51,6 +59,7 @@ export async function versionsView(el, params, query, ctx) {
       v.published && badge("published", "success"),
       v.lastTrained && badge("last trained", "brand"),
       v.archived && badge("archived"),
+      v.engine && servedBy(v.engine),
     ].filter(Boolean);
     const publish = h("button", { type: "button", class: `btn small ${v.published ? "" : "primary"}`, disabled: v.published || v.archived,
       dataset: { action: "publish", version: v.number } },
