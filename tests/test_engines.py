@@ -379,6 +379,13 @@ def quantized_convolutions(path: Path) -> list[bool]:
     return [n.input[1] in dequantized for n in graph.node if n.op_type == "Conv"]
 
 
+def baseline_of(server: Server, m, number: int) -> dict:
+    with server.app.odconnect.store.engine.connect() as conn:
+        return json.loads(conn.execute(text(
+            "SELECT b.profile FROM version_baselines b JOIN versions v ON v.id = b.version_id "
+            "WHERE v.model_id = :m AND v.number = :n"), {"m": m["id"], "n": number}).scalar())
+
+
 def test_int8_is_quantized_at_publish_checked_on_evaluation_images_and_served(store):
     from connector.inference.onnx_quantize import FLOAT_CONVOLUTIONS
     root, m = store
@@ -395,6 +402,13 @@ def test_int8_is_quantized_at_publish_checked_on_evaluation_images_and_served(st
         assert not any(convs[:FLOAT_CONVOLUTIONS]) and all(convs[FLOAT_CONVOLUTIONS:])
         predictor = server.predictor(m, 1)
         assert predictor.engine == "onnxruntime" and predictor.precision == "int8"
+        # production's drift test compares with what int8 answers on the checked evaluation images
+        from connector.services.precision_choice import evaluation_records
+        from connector.training.evaluation import prediction_profile
+        store_ = server.app.odconnect.store
+        labels, records = evaluation_records(store_, server.version(m, 1)["id"], 100)
+        expected = prediction_profile([predictor.predict(Path(r.path).read_bytes(), 0.0) for r in records], labels)
+        assert baseline_of(server, m, 1) == expected and expected["images"] == len(records) > 0
         got = answers(server.api, m)
         assert got["large"]["image"] == {"width": 1024, "height": 768} and got["large"]["predictions"]
         r = server.api.get(f"/models/{m['id']}/versions/1/export", params={"format": "onnx"})
@@ -434,6 +448,14 @@ def test_int8_that_loses_accuracy_or_has_nothing_to_check_on_leaves_float_servin
         engine = server.version(m, 1)["engine"]
         assert engine["precision"] == "float32" and "; float serves (int8 loses more than -1): AP50 " in engine["reason"]
         assert server.predictor(m, 1).precision == "float32"
+        # float serves: float's answers on the checked images are the baseline
+        from connector.inference.onnx_predictor import OnnxPredictor
+        from connector.services.precision_choice import evaluation_records
+        from connector.training.evaluation import prediction_profile
+        labels, records = evaluation_records(server.app.odconnect.store, server.version(m, 1)["id"], 100)
+        float_predictor = OnnxPredictor(folder_of(root, m, 1))
+        assert baseline_of(server, m, 1) == prediction_profile(
+            [float_predictor.predict(Path(r.path).read_bytes(), 0.0) for r in records], labels)
     finally:
         server.close()
     # no approved box on the evaluation images: nothing to check int8 on

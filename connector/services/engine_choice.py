@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from model_store import Store
-from model_store.schema import Image, Version, VersionEngine, utcnow
+from model_store.schema import Image, Version, VersionBaseline, VersionEngine, utcnow
 
 from ..errors import Conflict
 from ..modeling.artifacts import VersionFiles
 from ..inference.engines import ONNXRUNTIME, TORCH, build_onnxruntime, build_torch
-from .precision_choice import FLOAT32, INT8, choose_precision
+from .precision_choice import FLOAT32, INT8, PrecisionChoice, choose_precision
 
 if TYPE_CHECKING:
     from ..inference.cache import PredictorCache
@@ -167,9 +167,12 @@ def _export_and_verify(folder: str, images: list[tuple[str, bytes]], torch_threa
     return True, f"the ONNX export predicts what torch predicts{where} on {report.summary()}", report.images
 
 
-def _store_record(store: Store, record: VersionEngine) -> VersionEngine:
-    """Replace the version's decision, in one transaction."""
+def _store_record(store: Store, record: VersionEngine, baseline: dict | None = None) -> VersionEngine:
+    """Replace the version's decision and, given the profile of what now serves it, its
+    monitoring baseline, in one transaction."""
     with store.transaction() as s:
+        if baseline and baseline.get("images"):
+            s.merge(VersionBaseline(version_id=record.version_id, images=baseline["images"], profile=baseline))
         return s.merge(record)
 
 
@@ -184,6 +187,7 @@ def choose(store: Store, config: dict, model_thread: "ModelThread", version_id: 
         record, folder, number = version.engine, version.artifact_dir, version.number
     if _satisfies(record, setting) and not _int8_untried(record, config, folder):
         return record
+    baseline = None  # the training's profile stays the baseline unless the precision check made one
     if setting == TORCH:
         record = VersionEngine(name=TORCH, reason="inference.engine is torch: the version is not exported",
                                verified_on=0, image_source=None, precision=FLOAT32)
@@ -197,15 +201,15 @@ def choose(store: Store, config: dict, model_thread: "ModelThread", version_id: 
         if not ok and setting == ONNXRUNTIME:
             raise Conflict(f"version {number} cannot be served by onnxruntime (inference.engine is "
                            f"onnxruntime): {reason}")
-        precision = FLOAT32
+        choice = choose_precision(store, config, folder, version_id) if ok else PrecisionChoice(FLOAT32, "")
         if ok:
-            precision, why = choose_precision(store, config, folder, version_id)
-            reason += f"; {why}"
-            log.info("version %s (id %s): %s", number, version_id, why)
+            reason += f"; {choice.why}"
+            log.info("version %s (id %s): %s", number, version_id, choice.why)
         record = VersionEngine(name=ONNXRUNTIME if ok else TORCH, reason=reason[:2048], verified_on=compared,
-                               image_source=source if compared else None, precision=precision)
+                               image_source=source if compared else None, precision=choice.precision)
+        baseline = choice.profile
     record.version_id, record.setting, record.decided_at = version_id, setting, utcnow()
-    return _store_record(store, record)
+    return _store_record(store, record, baseline)
 
 
 # --- serving ----------------------------------------------------------------------------------

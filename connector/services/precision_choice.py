@@ -3,7 +3,7 @@ export passed its check (engine_choice), and recorded with the engine.
 
 ``inference.int8``:
 
-* ``auto``: quantize the network (connector/inference/onnx_quantize.py), calibrated on the
+* ``auto``: quantize the network (connector/inference/onnx_quantize.py), calibrated on 32 of the
   version's training pictures; score float and int8 on the version's evaluation images (the
   ones that reported its score, with today's approved boxes); serve int8 only when neither AP50
   nor AP drops by more than ``inference.int8_max_ap_drop``. Without evaluation images that have
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 
 from sqlalchemy import select
 
@@ -22,9 +23,10 @@ from model_store.schema import Image, Version
 
 from ..modeling.boxes import fraction_to_pixels
 
-__all__ = ["FLOAT32", "INT8", "choose_precision", "int8_verdict", "evaluation_records"]
+__all__ = ["FLOAT32", "INT8", "PrecisionChoice", "choose_precision", "int8_verdict", "evaluation_records"]
 
 FLOAT32, INT8 = "float32", "int8"  # the values of a version engine's ``precision``
+CALIBRATION_PICTURES = 32  # training pictures the int8 activation ranges are calibrated on
 
 log = logging.getLogger("odconnect.inference")
 
@@ -75,30 +77,42 @@ def _training_pictures(store: Store, version_id: int, count: int) -> list[bytes]
     return [data for _, data in stored_images(store, version_id, count, ("training",))[1]]
 
 
-def choose_precision(store: Store, config: dict, folder: str, version_id: int) -> tuple[str, str]:
-    """(precision, why) for a version onnxruntime serves; quantizes when ``inference.int8`` is auto."""
+@dataclass(frozen=True)
+class PrecisionChoice:
+    precision: str
+    why: str
+    # When both precisions were checked: what the one that serves answers on those evaluation
+    # images. int8 moves probabilities a little, so production's drift test must compare with
+    # int8's answers, not with the float model's profile recorded at training.
+    profile: dict | None = None
+
+
+def choose_precision(store: Store, config: dict, folder: str, version_id: int) -> PrecisionChoice:
+    """The precision onnxruntime serves a version in; quantizes when ``inference.int8`` is auto."""
     from pathlib import Path
 
     from ..inference.onnx_predictor import OnnxPredictor
     from ..inference.onnx_quantize import quantize_network
-    from ..training.evaluation import evaluate_detections
+    from ..training.evaluation import evaluate_detections, prediction_profile
 
     inference = config["inference"]
     if inference["int8"] == "off":
-        return FLOAT32, "inference.int8 is off"
+        return PrecisionChoice(FLOAT32, "inference.int8 is off")
     labels, records = evaluation_records(store, version_id, inference["int8_check_images"])
     if not any(r.boxes for r in records):
-        return FLOAT32, "int8 not checked: no evaluation image with boxes"
-    pictures = _training_pictures(store, version_id, inference["int8_check_images"])
+        return PrecisionChoice(FLOAT32, "int8 not checked: no evaluation image with boxes")
+    pictures = _training_pictures(store, version_id, CALIBRATION_PICTURES)
     try:
         quantize_network(folder, pictures)
         engines = {precision: OnnxPredictor(folder, num_threads=inference["onnx_threads"], int8=precision == INT8)
                    for precision in (FLOAT32, INT8)}
     except Exception as exc:  # quantization is an optimization: any failure leaves float serving
         log.exception("version id %s: int8 quantization failed", version_id)
-        return FLOAT32, f"int8 quantization failed: {type(exc).__name__}: {exc}"[:512]
-    metrics = {precision: evaluate_detections([p.predict(Path(r.path).read_bytes(), 0.0) for r in records],
-                                              records, labels, interval_level=None)
-               for precision, p in engines.items()}
+        return PrecisionChoice(FLOAT32, f"int8 quantization failed: {type(exc).__name__}: {exc}"[:512])
+    found = {precision: [p.predict(Path(r.path).read_bytes(), 0.0) for r in records] for precision, p in engines.items()}
+    metrics = {precision: evaluate_detections(dets, records, labels, interval_level=None)
+               for precision, dets in found.items()}
     ok, why = int8_verdict(metrics[FLOAT32], metrics[INT8], inference["int8_max_ap_drop"])
-    return (INT8 if ok else FLOAT32), f"{why} on {len(records)} evaluation images"
+    why = f"{why} on {len(records)} evaluation images"
+    precision = INT8 if ok else FLOAT32
+    return PrecisionChoice(precision, why, prediction_profile(found[precision], labels))
