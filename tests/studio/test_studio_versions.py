@@ -104,7 +104,7 @@ def test_publish_roll_back_unpublish_and_export(trained_server, new_page):
     served = api.get(f"/models/{mid}/versions/1").json()["engine"]
     chip = row(1).locator(f".badge[data-engine='{served['name']}']")
     chip.wait_for()
-    assert chip.text_content() == served["name"] + (" int8" if served["precision"] == "int8" else "")
+    assert chip.text_content() == "served by " + served["name"] + (" int8" if served["precision"] == "int8" else "")
     assert chip.get_attribute("title") == served["reason"]
     shot(page, "10b-versions-rolled-back")
     # the export downloads as a zip with the config and the weights

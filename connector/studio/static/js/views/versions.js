@@ -8,7 +8,7 @@ import { toast, toastError } from "../toast.js";
 
 // What serves the version (decided at publish): the engine, int8 when it was quantized; why on hover.
 function servedBy(engine) {
-  const chip = badge(`${engine.name}${engine.precision === "int8" ? " int8" : ""}`);
+  const chip = badge(`served by ${engine.name}${engine.precision === "int8" ? " int8" : ""}`);
   chip.title = engine.reason;
   chip.dataset.engine = engine.name;
   return chip;
