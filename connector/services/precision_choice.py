@@ -21,7 +21,6 @@ from sqlalchemy import select
 from model_store import Store
 from model_store.schema import Image, Version
 
-from ..modeling.boxes import fraction_to_pixels
 
 __all__ = ["FLOAT32", "INT8", "PrecisionChoice", "choose_precision", "int8_verdict", "evaluation_records"]
 
@@ -47,7 +46,7 @@ def int8_verdict(float_metrics: dict, int8_metrics: dict, max_drop: float) -> tu
 def evaluation_records(store: Store, version_id: int, count: int):
     """(the version's labels, up to ``count`` ImageRecords): its evaluation images with today's
     approved boxes of the labels it was trained on, read from the store."""
-    from ..modeling.records import ImageRecord
+    from .training import image_record
 
     with store.transaction() as s:
         version = s.get(Version, version_id)
@@ -62,11 +61,7 @@ def evaluation_records(store: Store, version_id: int, count: int):
             img = rows.get(image_id)
             if img is None or img.deleted_at is not None:
                 continue
-            boxes = tuple((index[r.label_id], *fraction_to_pixels(r.left, r.top, r.width, r.height,
-                                                                  img.width, img.height))
-                          for r in img.regions if r.approved and r.label_id in index)
-            records.append(ImageRecord(image_id=img.id, path=str(store.blobs.path(img.sha256)),
-                                       width=img.width, height=img.height, boxes=boxes))
+            records.append(image_record(store, img, index))
             if len(records) >= count:
                 break
     return labels, records

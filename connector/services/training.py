@@ -158,14 +158,21 @@ def _records(s, store: Store, model: Model, dataset_ids: list[int]):
                        .order_by(Image.id)).all()
     records, digest = [], []
     for img in images:
-        boxes = tuple((index[r.label_id], *fraction_to_pixels(r.left, r.top, r.width, r.height, img.width, img.height))
-                      for r in img.regions if r.approved)
-        if not boxes:
+        record = image_record(store, img, index)
+        if not record.boxes:
             continue  # as in Custom Vision, untagged images do not train
-        records.append(ImageRecord(image_id=img.id, path=str(store.blobs.path(img.sha256)),
-                                   width=img.width, height=img.height, boxes=boxes))
-        digest.append([img.id, img.sha256, [[round(v, 6) for v in b] for b in boxes]])
+        records.append(record)
+        digest.append([img.id, img.sha256, [[round(v, 6) for v in b] for b in record.boxes]])
     return records, digest
+
+
+def image_record(store: Store, img: Image, index: dict[int, int]) -> ImageRecord:
+    """A stored image as the trainer and the evaluation read it: its approved boxes of the labels
+    in ``index`` (label id -> label index), in pixels."""
+    boxes = tuple((index[r.label_id], *fraction_to_pixels(r.left, r.top, r.width, r.height, img.width, img.height))
+                  for r in img.regions if r.approved and r.label_id in index)
+    return ImageRecord(image_id=img.id, path=str(store.blobs.path(img.sha256)), width=img.width,
+                       height=img.height, boxes=boxes)
 
 
 def current_data_hash(store: Store, model_id: int) -> str:
