@@ -28,9 +28,10 @@ from pathlib import Path
 from .image_input import ModelInput, forward_groups, prepare
 from .model_thread import ModelThread
 
-__all__ = ["TORCH", "ONNXRUNTIME", "TorchEngine", "build_torch", "build_onnxruntime"]
+__all__ = ["TORCH", "ONNXRUNTIME", "FLOAT32", "INT8", "TorchEngine", "build_torch", "build_onnxruntime"]
 
 TORCH, ONNXRUNTIME = "torch", "onnxruntime"  # the values of a predictor's ``engine``
+FLOAT32, INT8 = "float32", "int8"  # the values of an onnxruntime predictor's ``precision``
 
 
 class TorchEngine:

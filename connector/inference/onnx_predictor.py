@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from . import onnx_postprocess as post
-from .engines import ONNXRUNTIME
+from .engines import FLOAT32, INT8, ONNXRUNTIME
 from .image_input import ModelInput, batch_tensor, forward_groups, prepare
 from .onnx_export import FORMAT, METADATA_KEY
 from ..modeling.artifacts import ONNX, ONNX_INT8
@@ -57,7 +57,7 @@ class OnnxPredictor:
             return ort.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
 
         network = ONNX_INT8 if int8 else ONNX
-        self.precision = "int8" if int8 else "float32"
+        self.precision = INT8 if int8 else FLOAT32
         self.network = session(network)
         meta = self.network.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if meta is None:

@@ -21,10 +21,10 @@ from sqlalchemy import select
 from model_store import Store
 from model_store.schema import Image, Version
 
+from ..inference.engines import FLOAT32, INT8
 
 __all__ = ["FLOAT32", "INT8", "PrecisionChoice", "choose_precision", "int8_verdict", "evaluation_records"]
 
-FLOAT32, INT8 = "float32", "int8"  # the values of a version engine's ``precision``
 CALIBRATION_PICTURES = 32  # training pictures the int8 activation ranges are calibrated on
 
 log = logging.getLogger("odconnect.inference")
