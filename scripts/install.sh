@@ -18,7 +18,17 @@ D2_VERSION=0.7.2
 vpy="$venv/bin/python"
 "$vpy" -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 
-pipq() { "$vpy" -m pip install -q "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
+# pip's "WARNING: Location" lines are noise; its exit status is not: a failed install (a full
+# disk, a package the index lacks) stops here with pip's own message, not later at an import.
+pipq() {
+  local out
+  if ! out="$("$vpy" -m pip install -q "$@" 2>&1)"; then
+    printf '%s\n' "$out" >&2
+    echo "install.sh: pip install $* failed (see above)" >&2
+    exit 1
+  fi
+  printf '%s\n' "$out" | grep -v "^WARNING: Location" || true
+}
 
 # torch first, pinned: the versions this project is tested with.
 "$vpy" -c "import torch, torchvision; assert torch.__version__.startswith('2.14.1') and torchvision.__version__.startswith('0.29.1')" 2>/dev/null \
@@ -32,8 +42,8 @@ if ! "$vpy" -c "import importlib.metadata as m, sys; sys.exit(m.version('sal-det
    || [ ! -d "$site/detectron2" ]; then
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' EXIT
-  "$vpy" -m pip install -q --no-deps --only-binary=:all: --python-version 3.10 --implementation cp \
-    --target "$tmp/t" "sal-detectron2==$D2_VERSION" 2>&1 | grep -v "^WARNING: Location" || true
+  pipq --no-deps --only-binary=:all: --python-version 3.10 --implementation cp \
+    --target "$tmp/t" "sal-detectron2==$D2_VERSION"
   rm -f "$tmp"/t/detectron2/_C*.so
   rm -rf "$site/detectron2" "$site"/sal_detectron2-*.dist-info
   # only the library and its metadata: the wheel's top-level `tools` package would shadow others
