@@ -267,6 +267,12 @@ def test_schedule_shows_the_last_firings_and_the_gate(published, new_page):
     assert rows.nth(1).locator(".new-score").inner_text().startswith(f"{fired['newScore']:.1f}")
     assert rows.nth(1).locator(".published-score").inner_text() == f"{fired['publishedScore']:.1f}"
     assert f"compared on {fired['comparedOn']['images']}" in gated
+    # and so does the state card: when it last fired and what came of it
+    state = api.get(f"/models/{mid}/schedule").json()
+    assert state["lastFired"] and state["lastOutcome"]
+    page.wait_for_function("t => document.querySelector('#schedule-state .last-outcome')?.textContent === t",
+                           arg=state["lastOutcome"], timeout=30000)
+    assert page.inner_text("#schedule-state .last-fired").strip() not in ("", "–")
     page.locator("#schedule-history").scroll_into_view_if_needed()
     shot(page, "15b-schedule-history")
     assert console.problems() == []

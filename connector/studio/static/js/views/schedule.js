@@ -71,38 +71,47 @@ export async function scheduleView(el, params, query, ctx) {
     pageHeader("Schedule", { subtitle: "Retrain on new data on a schedule; publish the new version only if you say so." }),
     h("div", { class: "columns" },
       card("Retraining schedule", form),
-      card("State", schedule
-        ? h("dl", { class: "kv", id: "schedule-state" },
-          h("dt", "State"), h("dd", schedule.enabled ? badge("enabled", "success") : badge("paused")),
-          h("dt", "Next run"), h("dd", fmt.date(schedule.nextRun), h("span", { class: "muted" }, " (your time)")),
-          h("dt", "Last fired"), h("dd", fmt.date(schedule.lastFired)),
-          h("dt", "Publish"), h("dd", (POLICIES.find(([v]) => v === schedule.publish) || [, schedule.publish])[1] +
-            (schedule.publish === "ifBetter" ? ` (margin ${schedule.publishMargin})` : "")),
-          h("dt", "Last outcome"), h("dd", schedule.lastOutcome || "–"))
-        : h("p", { class: "muted", id: "schedule-state" }, "No schedule: the model retrains only when you start it."))),
+      card("State", stateList(schedule))),
     card("Last firings", historyTable(history))));
-  followHistory(el, path, history, ctx);
+  follow(el, path, schedule, history, ctx);
 }
 
-// The table follows new firings and the runs still training until the gate decides, while the
-// page is shown: more often while a run trains.
-function followHistory(el, path, entries, ctx) {
+// The state card and the table follow new firings (next run, last fired, last outcome) and the
+// runs still training until the gate decides, while the page is shown: more often while a run
+// trains. The form is left alone: the maker may be editing it.
+function follow(el, path, schedule, entries, ctx) {
   const wait = entries.some((e) => e.outcome === "training") ? 3000 : 10000;
   setTimeout(async () => {
     if (!ctx.current()) return;
-    let fresh;
+    let fresh = entries, state = schedule;
     try {
-      fresh = await api.get(`${path}/history`, { limit: 20 });
+      [state, fresh] = await Promise.all([
+        api.get(path).catch((err) => (err.status === 404 ? null : Promise.reject(err))),
+        api.get(`${path}/history`, { limit: 20 }),
+      ]);
     } catch {
-      fresh = entries; // a failed refresh keeps what is shown and tries again
+      // a failed refresh keeps what is shown and tries again
     }
     if (!ctx.current()) return;
+    const shownState = el.querySelector("#schedule-state");
+    if (shownState && JSON.stringify(state) !== JSON.stringify(schedule)) shownState.replaceWith(stateList(state));
     const shown = el.querySelector("#schedule-history");
     if (shown && JSON.stringify(fresh) !== JSON.stringify(entries)) {
       (shown.closest(".table-wrap") || shown).replaceWith(historyTable(fresh));
     }
-    followHistory(el, path, fresh, ctx);
+    follow(el, path, state, fresh, ctx);
   }, wait);
+}
+
+function stateList(schedule) {
+  if (!schedule) return h("p", { class: "muted", id: "schedule-state" }, "No schedule: the model retrains only when you start it.");
+  return h("dl", { class: "kv", id: "schedule-state" },
+    h("dt", "State"), h("dd", schedule.enabled ? badge("enabled", "success") : badge("paused")),
+    h("dt", "Next run"), h("dd", fmt.date(schedule.nextRun), h("span", { class: "muted" }, " (your time)")),
+    h("dt", "Last fired"), h("dd", { class: "last-fired" }, fmt.date(schedule.lastFired)),
+    h("dt", "Publish"), h("dd", (POLICIES.find(([v]) => v === schedule.publish) || [, schedule.publish])[1] +
+      (schedule.publish === "ifBetter" ? ` (margin ${schedule.publishMargin})` : "")),
+    h("dt", "Last outcome"), h("dd", { class: "last-outcome" }, schedule.lastOutcome || "–"));
 }
 
 function score(v) {
