@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: lever name -> cfg overrides that turn it on/off relative to the preset's defaults
 CROP = {"INPUT.CROP.ENABLED": True, "INPUT.CROP.TYPE": "relative_range", "INPUT.CROP.SIZE": [0.6, 0.6]}
 VARIANTS: dict[str, dict] = {
-    "base": {},  # the fast preset with every lever below off
+    "base": {},  # the fast preset as it ships (input sizes fitted; the other levers off)
     "ema": {"ODCONNECT.EMA.ENABLED": True},
     "giou": {"MODEL.RETINANET.BBOX_REG_LOSS_TYPE": "giou"},
     "anchors": {"ODCONNECT.FIT.ANCHORS": True},
@@ -32,7 +32,7 @@ VARIANTS: dict[str, dict] = {
     "jitter": {"INPUT.MIN_SIZE_TRAIN": (256, 288, 320, 352, 384, 416, 448)},
     "nocolour": {"ODCONNECT.AUG.BRIGHTNESS": (1.0, 1.0), "ODCONNECT.AUG.CONTRAST": (1.0, 1.0),
                  "ODCONNECT.AUG.SATURATION": (1.0, 1.0)},
-    "size": {"ODCONNECT.FIT.INPUT_SIZE": True},
+    "nosize": {"ODCONNECT.FIT.INPUT_SIZE": False},  # the preset's own sizes
     "dets": {"ODCONNECT.FIT.DETECTIONS": True},
     "noval": {"ODCONNECT.VALIDATION.MIN_IMAGES": 10**9},  # every training image trains, nothing validates
 }

@@ -135,6 +135,9 @@ def split_validation(records: list[ImageRecord], n_labels: int, validation: CfgN
 # --------------------------------------------------------------------------- helpers
 
 
+_SIZE_KEYS = ("INPUT.MIN_SIZE_", "INPUT.MAX_SIZE_")
+
+
 def _apply_overrides(cfg: CfgNode, overrides: dict[str, object]) -> None:
     flat: list[object] = []
     for key, value in overrides.items():
@@ -151,6 +154,8 @@ def _apply_overrides(cfg: CfgNode, overrides: dict[str, object]) -> None:
             value = float(value)
         flat += [key, value]
     cfg.merge_from_list(flat)
+    if any(k.startswith(_SIZE_KEYS) for k in overrides):
+        cfg.ODCONNECT.FIT.INPUT_SIZE = False  # sizes given by hand win over fitted ones
 
 
 def _write_tmp(path: Path, write: Callable[[Path], None], created: list[Path]) -> Path:

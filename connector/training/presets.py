@@ -54,8 +54,13 @@ def add_odconnect_config(cfg: CfgNode) -> None:
     cfg.ODCONNECT.EMA.DECAY = 0.999
     # Settings fitted to the training images (fitting.py); the results land in this cfg.
     cfg.ODCONNECT.FIT = CfgNode()
-    cfg.ODCONNECT.FIT.INPUT_SIZE = False  # grow input sizes until small objects are this big:
+    # Input sizes from the boxes: grow until small objects are SMALL_OBJECT_PX (up to
+    # MAX_INPUT_SIZE), shrink while they stay LARGE_OBJECT_PX (down to MIN_INPUT_SIZE). On by
+    # default: on bccd it lifts Platelets AP50 from 0.08 to 0.73 at 200 iterations (README).
+    cfg.ODCONNECT.FIT.INPUT_SIZE = True
     cfg.ODCONNECT.FIT.SMALL_OBJECT_PX = 32
+    cfg.ODCONNECT.FIT.LARGE_OBJECT_PX = 64
+    cfg.ODCONNECT.FIT.MIN_INPUT_SIZE = 256
     cfg.ODCONNECT.FIT.MAX_INPUT_SIZE = 640
     cfg.ODCONNECT.FIT.ANCHORS = False  # anchor sizes and aspect ratios from the boxes
     cfg.ODCONNECT.FIT.DETECTIONS = False  # detections per image from the fullest image

@@ -68,7 +68,8 @@ def test_anchor_sizes_follow_the_boxes_and_never_fit_worse():
 def test_input_size_grows_for_small_objects_up_to_the_photos_own_size():
     cfg = build_cfg("fast", 1, "cpu")
     preset_test, preset_train = cfg.INPUT.MIN_SIZE_TEST, tuple(cfg.INPUT.MIN_SIZE_TRAIN)
-    fit_input_size(cfg, boxes_dataset(300, 300))  # large objects: nothing to gain
+    # 60 px of 480 -> 44 px at the 352 test size: between SMALL_OBJECT_PX and LARGE_OBJECT_PX
+    fit_input_size(cfg, boxes_dataset(60, 60))
     assert (cfg.INPUT.MIN_SIZE_TEST, tuple(cfg.INPUT.MIN_SIZE_TRAIN)) == (preset_test, preset_train)
     # one label of small objects (30 px of 480) among large ones: 32 px needs a 512 short side,
     # but the photos have only 480
@@ -78,10 +79,33 @@ def test_input_size_grows_for_small_objects_up_to_the_photos_own_size():
     fit_input_size(cfg, small)
     assert cfg.INPUT.MIN_SIZE_TEST == 480
     assert min(cfg.INPUT.MIN_SIZE_TRAIN) > min(preset_train) and cfg.INPUT.MAX_SIZE_TEST >= 640
+    # the train sizes move up only until the largest is the test size (training time is the budget's)
+    assert max(cfg.INPUT.MIN_SIZE_TRAIN) == 480 and len(cfg.INPUT.MIN_SIZE_TRAIN) == len(preset_train)
     # bigger photos: the size stops at FIT.MAX_INPUT_SIZE
     cfg = build_cfg("fast", 1, "cpu")
     fit_input_size(cfg, boxes_dataset(20, 20, image=(4000, 3000)))
     assert cfg.INPUT.MIN_SIZE_TEST == cfg.ODCONNECT.FIT.MAX_INPUT_SIZE
+
+
+def test_input_size_shrinks_for_large_objects_down_to_the_floor():
+    cfg = build_cfg("fast", 1, "cpu")
+    preset = (cfg.INPUT.MIN_SIZE_TEST, max(cfg.INPUT.MIN_SIZE_TRAIN), cfg.INPUT.MAX_SIZE_TEST, cfg.INPUT.MAX_SIZE_TRAIN)
+    # 200 px of 480: 64 px at a short side of 154, so the floor decides
+    fit_input_size(cfg, boxes_dataset(200, 200))
+    assert cfg.INPUT.MIN_SIZE_TEST == cfg.ODCONNECT.FIT.MIN_INPUT_SIZE == 256
+    assert max(cfg.INPUT.MIN_SIZE_TRAIN) < preset[1] and cfg.INPUT.MAX_SIZE_TEST < preset[2]
+    assert cfg.INPUT.MAX_SIZE_TRAIN < preset[3]
+    assert all(s % 32 == 0 for s in cfg.INPUT.MIN_SIZE_TRAIN)
+    # 110 px of 480 -> 64 px at a short side of 280 (rounded up to 288): above the floor
+    cfg = build_cfg("fast", 1, "cpu")
+    fit_input_size(cfg, boxes_dataset(110, 110, n=200))
+    assert cfg.INPUT.MIN_SIZE_TEST == 288
+    # one label of small objects keeps the size up, whatever the other labels
+    cfg = build_cfg("fast", 1, "cpu")
+    mixed = [ImageRecord(r.image_id, r.path, r.width, r.height, r.boxes + ((1, 5.0, 5.0, 60.0, 60.0),))
+             for r in boxes_dataset(200, 200)]
+    fit_input_size(cfg, mixed)
+    assert cfg.INPUT.MIN_SIZE_TEST == preset[0]
 
 
 def test_detections_per_image_follow_the_fullest_image():
@@ -94,13 +118,15 @@ def test_detections_per_image_follow_the_fullest_image():
 
 
 def test_presets_keep_the_unmeasured_levers_off():
-    """EMA, GIoU, fitting and crops are there to switch on (training.overrides or a preset entry);
-    the presets keep them off until the quality benchmark shows a gain on bccd (see the README)."""
+    """EMA, GIoU, fitted anchors and detections, and crops are there to switch on
+    (training.overrides or a preset entry); the presets keep them off until the quality benchmark
+    shows a gain on bccd (see the README). Fitted input sizes showed one and are on."""
     for preset in ("fast", "balanced"):
         cfg = build_cfg(preset, 2, "cpu")
         assert cfg.MODEL.RETINANET.BBOX_REG_LOSS_TYPE == "smooth_l1" or cfg.MODEL.META_ARCHITECTURE != "RetinaNet"
         assert not (cfg.ODCONNECT.EMA.ENABLED or cfg.ODCONNECT.FIT.ANCHORS or cfg.ODCONNECT.FIT.DETECTIONS
                     or cfg.INPUT.CROP.ENABLED)
+        assert cfg.ODCONNECT.FIT.INPUT_SIZE  # measured: see the README's ablation table
 
 
 def test_mapper_crops_and_jitters_colour():
@@ -141,3 +167,19 @@ def test_ema_weights_differ_from_the_raw_ones_and_are_saved(tmp_path, make_reque
     assert all(torch.equal(saved[k], raw.averaged[k]) for k in floats)
     changed = [k for k in floats if not torch.allclose(saved[k], raw.state[k])]
     assert len(changed) > len(floats) // 2  # the average trails the last step's weights
+
+
+def test_training_fits_the_input_size_unless_sizes_are_given(tmp_path, make_request):
+    from dataclasses import replace
+
+    from connector.modeling.predictor import load_cfg
+    given = make_request(tmp_path / "given", max_iter=1)  # the tiny sizes, given by hand
+    cfg = load_cfg(train(given).config_path)
+    assert cfg.INPUT.MIN_SIZE_TEST == given.overrides["INPUT.MIN_SIZE_TEST"] and not cfg.ODCONNECT.FIT.INPUT_SIZE
+    # no sizes given: the preset's (320 for scratch) shrink to the boxes, here to a low floor
+    fitted = replace(given, output_dir=tmp_path / "fitted", overrides={
+        **{k: v for k, v in given.overrides.items() if not k.startswith("INPUT.")},
+        "ODCONNECT.FIT.MIN_INPUT_SIZE": 96, "ODCONNECT.FIT.LARGE_OBJECT_PX": 8})
+    cfg = load_cfg(train(fitted).config_path)
+    assert cfg.ODCONNECT.FIT.INPUT_SIZE and cfg.INPUT.MIN_SIZE_TEST == 96
+    assert max(cfg.INPUT.MIN_SIZE_TRAIN) < 320
