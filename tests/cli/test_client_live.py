@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from connector.client.commands.train import POLL_SECONDS
 from tests.cli.conftest import KEY, free_port
 from tests.training_data import LABELS, shapes_image
 
@@ -185,6 +186,9 @@ def test_lifecycle_from_login_to_detect(server, cli, tmp_path):
         proc.stdin.write("y\n")  # read only when the question is asked
         proc.stdin.flush()
         run_id = training_run(http, "shapes")
+        # the server may start the run before the CLI has its answer to the POST: Ctrl+C then
+        # is a plain interrupt. After a poll period or two the CLI is following the run.
+        time.sleep(2 * POLL_SECONDS)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
