@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -127,9 +128,11 @@ class Cli:
         return Result(done.returncode, done.stdout, done.stderr)
 
     def popen(self, *args) -> subprocess.Popen:
+        # Ctrl+C as a terminal sends it: a shell's background job (a CI runner's, say) starts with
+        # SIGINT ignored, which its children inherit, and then Python never raises KeyboardInterrupt.
         return subprocess.Popen([sys.executable, "-m", "connector.cli", *map(str, args)], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.cwd,
-                                env=self.env())
+                                env=self.env(), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def ok_json(self, *args, **kw):
         """Run with --json; it must succeed and print one JSON document."""
