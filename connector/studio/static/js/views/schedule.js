@@ -18,13 +18,18 @@ const EXAMPLES = [
   ["0 */6 * * *", "every six hours"],
 ];
 
-export async function scheduleView(el, params, query, ctx) {
-  const m = ctx.model;
-  const path = `${api.paths.model(m.id)}/schedule`;
-  const [schedule, history] = await Promise.all([
+// [the schedule (null: none), its last 20 firings]
+function fetchState(path) {
+  return Promise.all([
     api.get(path).catch((err) => (err.status === 404 ? null : Promise.reject(err))),
     api.get(`${path}/history`, { limit: 20 }),
   ]);
+}
+
+export async function scheduleView(el, params, query, ctx) {
+  const m = ctx.model;
+  const path = `${api.paths.model(m.id)}/schedule`;
+  const [schedule, history] = await fetchState(path);
   if (!ctx.current()) return;
   const cron = h("input", { type: "text", id: "cron", required: true, value: schedule?.cron || "0 2 * * *", autocomplete: "off", spellcheck: "false" });
   const onlyNew = h("input", { type: "checkbox", id: "only-new", checked: schedule ? schedule.onlyIfNewData : true });
@@ -85,10 +90,7 @@ function follow(el, path, schedule, entries, ctx) {
     if (!ctx.current()) return;
     let fresh = entries, state = schedule;
     try {
-      [state, fresh] = await Promise.all([
-        api.get(path).catch((err) => (err.status === 404 ? null : Promise.reject(err))),
-        api.get(`${path}/history`, { limit: 20 }),
-      ]);
+      [state, fresh] = await fetchState(path);
     } catch {
       // a failed refresh keeps what is shown and tries again
     }
