@@ -74,13 +74,14 @@ class _StepTimer:
     def __init__(self, clock: Clock, alpha: float = 0.2) -> None:
         self.clock, self.alpha = clock, alpha
         self.avg: float | None = None
+        self.last: float | None = None
         self.samples = 0
         self._last: float | None = None
 
     def mark(self) -> None:
         now = self.clock.elapsed()
         if self._last is not None:
-            dt = now - self._last
+            dt = self.last = now - self._last
             self.avg = dt if self.avg is None else self.alpha * dt + (1 - self.alpha) * self.avg
             self.samples += 1
         self._last = now
@@ -135,7 +136,8 @@ class BudgetHook(HookBase):
 
     def after_step(self) -> None:
         self._timer.mark()
-        next_step = self._timer.avg or 0.0
+        # the slower of the average and the last step: a machine that just got busy shows it first
+        next_step = max(self._timer.avg or 0.0, self._timer.last or 0.0)
         if self.clock.elapsed() + next_step > self.budget_s:
             self.trainer.request_stop("budget")
 
