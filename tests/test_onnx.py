@@ -136,6 +136,24 @@ def test_metadata_is_in_the_model_and_beside_it(versions, preset):
         assert [len(a) for a in beside["anchors"]["cell_anchors"]] == [9] * 5
 
 
+def test_same_pads_fold_into_the_convolutions(versions, tmp_path):
+    """EfficientNet's "SAME" pads are traced as Pad nodes; onnxruntime must fold every one of them
+    into the next convolution (a separate Pad copies the tensor and cost a third of the network's
+    time on 2 cores)."""
+    import onnx
+    import onnxruntime as ort
+
+    folder = versions["fast"][0]
+    exported = onnx.load(str(folder / "model.onnx"))
+    assert sum(n.op_type == "Pad" for n in exported.graph.node) >= 5  # what the tracer writes
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    optimized = onnx.load(str(tmp_path / "optimized.onnx"))
+    assert not [n.name for n in optimized.graph.node if n.op_type == "Pad"]
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_predict_batch_equals_predict(versions, preset):
     from connector.inference.onnx_verify import VerifyReport, compare

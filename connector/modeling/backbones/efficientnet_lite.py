@@ -34,6 +34,8 @@ import re
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
+from efficientnet_lite_pytorch.utils import Conv2dDynamicSamePadding
 from torch import nn
 
 from detectron2.config import CfgNode as CN
@@ -183,6 +185,27 @@ def pretrained_weights_description(cfg: CN) -> str:
 # --------------------------------------------------------------------------------------------
 # bottom-up network
 # --------------------------------------------------------------------------------------------
+class SamePaddingConv(Conv2dDynamicSamePadding):
+    """The package's TF "SAME" conv, padding inside the convolution when the padding is
+    symmetric (every stride-1 conv): the package's forward always copies the input into a padded
+    tensor first, forward and backward. Same results; only stride-2 convs on even sizes
+    (asymmetric padding) still pad separately."""
+
+    def forward(self, x):
+        (kh, kw), (sh, sw), (dh, dw) = self.weight.shape[-2:], self.stride, self.dilation
+        top, bottom = _same_pads(x.shape[-2], kh, sh, dh)
+        left, right = _same_pads(x.shape[-1], kw, sw, dw)
+        if top == bottom and left == right:
+            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
+        return F.conv2d(F.pad(x, [left, right, top, bottom]), self.weight, self.bias, self.stride, 0,
+                        self.dilation, self.groups)
+
+
+def _same_pads(size: int, k: int, s: int, d: int) -> tuple[int, int]:
+    total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
 def _stride_of(block) -> int:
     s = block._block_args.stride  # the package stores [2] for the first block of a stage, else 1
     return int(s[0] if isinstance(s, (list, tuple)) else s)
@@ -194,9 +217,10 @@ class EfficientNetLiteBackbone(Backbone):
     Parameter names are exactly those of the package's `EfficientNet` (`_conv_stem`, `_bn0`,
     `_blocks.N.*`), so the packaged state_dict loads 1:1 (minus classifier/head).
 
-    Every conv uses the package's `Conv2dDynamicSamePadding`: TF "SAME" padding computed from the
-    actual input size in forward (the package's default builds it statically for 224 px, which
-    gives wrong shapes at other sizes). Output size of stride-s stage = ceil(H / s).
+    Every conv uses TF "SAME" padding computed from the actual input size in forward (the
+    package's default builds it statically for 224 px, which gives wrong shapes at other sizes):
+    the package's `Conv2dDynamicSamePadding`, as :class:`SamePaddingConv`. Output size of
+    stride-s stage = ceil(H / s).
     """
 
     def __init__(
@@ -215,6 +239,9 @@ class EfficientNetLiteBackbone(Backbone):
             raise ValueError(f"MODEL.EFFNET.NORM must be 'FrozenBN' or 'BN', got {norm!r}")
         # image_size=None -> the package picks Conv2dDynamicSamePadding for every conv.
         net = EfficientNet.from_name(f"efficientnet-{variant}", image_size=None)
+        for m in net.modules():  # same parameters, a forward without the padding copy
+            if type(m) is Conv2dDynamicSamePadding:
+                m.__class__ = SamePaddingConv
         self._conv_stem = net._conv_stem
         self._bn0 = net._bn0
         self._act = nn.ReLU6(inplace=False)  # Lite variants use ReLU6 everywhere (net._swish)
