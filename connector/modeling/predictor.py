@@ -16,6 +16,7 @@ from detectron2.config import CfgNode, get_cfg
 from detectron2.modeling import build_model
 
 from .detection import Detection
+from .memory_format import to_fast_layout
 
 __all__ = ["Detection", "Predictor", "load_cfg"]
 
@@ -59,7 +60,7 @@ class Predictor:
         _register_custom_backbones()
         model = build_model(cfg)
         DetectionCheckpointer(model).load(str(weights_path), checkpointables=[])
-        self._setup(cfg, model)
+        self._setup(cfg, to_fast_layout(model, cfg.MODEL.DEVICE))
 
     @classmethod
     def from_model(cls, cfg: CfgNode, model: torch.nn.Module) -> "Predictor":

@@ -15,6 +15,7 @@ from detectron2.modeling import build_model
 from detectron2.solver import build_optimizer
 from detectron2.utils.events import EventStorage
 
+from connector.modeling.memory_format import to_fast_layout
 from connector.training.dataset import TrainMapper
 from connector.training.hooks import (
     BudgetHook, Canceled, CancelHook, Clock, EMAHook, GradClipHook, LRScheduleHook, ProgressHook,
@@ -37,7 +38,7 @@ class DetectionTrainer(SimpleTrainer):
                  cancel: threading.Event | None = None, extra_hooks: Sequence[HookBase] = ()) -> None:
         if not dataset_dicts:
             raise ValueError("no training images")
-        model = build_model(cfg)
+        model = to_fast_layout(build_model(cfg), cfg.MODEL.DEVICE)
         clip = cfg.SOLVER.CLIP_GRADIENTS
         clip_hook = None
         if clip.ENABLED and clip.CLIP_TYPE == "full_model":  # ours, see hooks.GradClipHook

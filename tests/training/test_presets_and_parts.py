@@ -115,3 +115,28 @@ def test_evaluate_model_mid_training_keeps_train_mode(synthetic_records):
     model = build_model(cfg).train()
     m = evaluate_model(cfg, model, synthetic_records[:2], ["square", "circle"])
     assert model.training and m["eval_images"] == 2
+
+
+@pytest.mark.parametrize("preset", ["fast", "balanced"])
+def test_models_run_channels_last_on_cpu_with_the_same_answers(preset, synthetic_records):
+    from detectron2.modeling import build_model
+
+    from connector.modeling.memory_format import to_fast_layout
+    from connector.training.trainer import DetectionTrainer
+
+    cfg = build_cfg(preset, 2, "cpu")
+    cfg.MODEL.EFFNET.PRETRAINED = False
+    trainer = DetectionTrainer(cfg, records_to_dicts(synthetic_records[:2]))
+    convs = [m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    x = torch.rand(1, 3, 160, 224) * 255
+    with torch.no_grad():
+        before = {k: v.clone() for k, v in model.backbone(x).items()}
+        after = to_fast_layout(model, "cpu").backbone(x)
+    assert set(after) == set(before)
+    for level, features in after.items():
+        assert features.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(features, before[level], rtol=1e-4, atol=1e-4)
