@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: lever name -> cfg overrides that turn it on/off relative to the preset's defaults
 CROP = {"INPUT.CROP.ENABLED": True, "INPUT.CROP.TYPE": "relative_range", "INPUT.CROP.SIZE": [0.6, 0.6]}
 VARIANTS: dict[str, dict] = {
-    "base": {},  # the fast preset as it ships (input sizes fitted; the other levers off)
+    "base": {},  # the fast preset as it ships (input sizes fitted, LR 0.01; the other levers off)
     "ema": {"ODCONNECT.EMA.ENABLED": True},
     "giou": {"MODEL.RETINANET.BBOX_REG_LOSS_TYPE": "giou"},
     "anchors": {"ODCONNECT.FIT.ANCHORS": True},
@@ -35,6 +35,9 @@ VARIANTS: dict[str, dict] = {
     "nosize": {"ODCONNECT.FIT.INPUT_SIZE": False},  # the preset's own sizes
     "dets": {"ODCONNECT.FIT.DETECTIONS": True},
     "noval": {"ODCONNECT.VALIDATION.MIN_IMAGES": 10**9},  # every training image trains, nothing validates
+    "lr005": {"SOLVER.BASE_LR": 0.005, "SOLVER.WARMUP_ITERS": 50},  # fast's recipe until 2026-11-26
+    "warmup50": {"SOLVER.WARMUP_ITERS": 50},
+    "batch2": {"SOLVER.IMS_PER_BATCH": 2},
 }
 
 

@@ -118,7 +118,7 @@ def count_errors(labels, test, answers) -> dict:
     return out
 
 
-def run_one(data: str, budget: float, preset: str | None) -> dict:
+def run_one(data: str, budget: float, preset: str | None, overrides: dict | None = None) -> dict:
     sys.path.insert(0, str(ROOT))
     from connector.app import create_app
     from connector.config import load_config
@@ -126,7 +126,8 @@ def run_one(data: str, budget: float, preset: str | None) -> dict:
     folder = Path(data)
     labels, train, test = load_split(folder)
     root = Path(tempfile.mkdtemp(prefix="odc-quality-"))
-    config = load_config(environ={}, overrides={"storage": {"root": str(root)}, "security": {"api_keys": [KEY]}})
+    config = load_config(environ={}, overrides={"storage": {"root": str(root)}, "security": {"api_keys": [KEY]},
+                                                "training": {"overrides": overrides or {}}})
     app = create_app(config)
     try:
         api = Api(app)
@@ -170,6 +171,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=f"{SHARED / 'bccd'},{SHARED / 'fork-scissors'}")
     ap.add_argument("--budgets", default="5,15", help="minutes, comma-separated")
     ap.add_argument("--preset", default=None, help="default: the service's default preset")
+    ap.add_argument("--overrides", default="{}",
+                    help='detectron2 config keys for every run, as JSON (training.overrides), e.g. \'{"SOLVER.BASE_LR": 0.01}\'')
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "quality.jsonl"))
     args = ap.parse_args(argv)
     folders = [d.strip() for d in args.data.split(",") if d.strip()]
@@ -184,7 +187,8 @@ def main(argv=None) -> int:
         for budget in (float(b) for b in args.budgets.split(",")):
             print(f"{Path(folder).name}, {budget:g} min ...", flush=True)
             with ctx.Pool(1) as pool:
-                row = pool.apply(run_one, (folder, budget, args.preset))
+                row = pool.apply(run_one, (folder, budget, args.preset, json.loads(args.overrides)))
+            row["overrides"] = json.loads(args.overrides)
             rows.append(row)
             print(json.dumps(row), flush=True)
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -187,9 +187,11 @@ def _effnet_common(cfg: CfgNode) -> None:
 def _fast(cfg: CfgNode) -> None:
     _efficientnet(cfg, "retinanet")
     _effnet_common(cfg)
-    # Pretrained features: a lower LR than the zoo's 0.01 (which diverged, see the backbone
-    # notes) plus clipping and warm-up.
-    cfg.SOLVER.BASE_LR = 0.005
+    # Pretrained features: the zoo's LR 0.01, which diverged without clipping (see the backbone
+    # notes), trains well with it and a short warm-up. bccd, 186 iterations (5 minutes' worth):
+    # AP 0.456 at LR 0.005 with 50 warm-up iterations, 0.521 at 0.01 with 20.
+    cfg.SOLVER.BASE_LR = 0.01
+    cfg.SOLVER.WARMUP_ITERS = 20
     cfg.SOLVER.MAX_ITER = 2000
 
 

@@ -36,7 +36,8 @@ def test_efficientnet_presets(preset, arch):
     cfg = build_cfg(preset, 2, "cpu")
     assert cfg.MODEL.META_ARCHITECTURE == arch
     assert "efficientnet" in cfg.MODEL.BACKBONE.NAME.lower()
-    assert cfg.SOLVER.BASE_LR <= 0.005 and cfg.SOLVER.CLIP_GRADIENTS.ENABLED
+    # LR 0.01 diverged on these pretrained features without clipping: never one without the other
+    assert cfg.SOLVER.BASE_LR <= 0.01 and cfg.SOLVER.CLIP_GRADIENTS.ENABLED and cfg.SOLVER.WARMUP_ITERS > 0
 
 
 def test_overrides():
