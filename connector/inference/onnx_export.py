@@ -139,11 +139,14 @@ def _fixed_same_padding(model):
                             conv.padding, conv.dilation, conv.groups)
         return forward
 
+    from ..modeling.backbones.efficientnet_lite import same_pads
+
     patched = [m for m in model.modules() if isinstance(m, Conv2dDynamicSamePadding)]
     for m in patched:
         (kh, kw), (sh, sw), (dh, dw) = m.weight.shape[-2:], m.stride, m.dilation
-        ph, pw = max((kh - 1) * dh + 1 - sh, 0), max((kw - 1) * dw + 1 - sw, 0)
-        m.forward = fixed(m, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        # the pads of any size the stride divides (the stride itself is one)
+        (top, bottom), (left, right) = same_pads(sh, kh, sh, dh), same_pads(sw, kw, sw, dw)
+        m.forward = fixed(m, [left, right, top, bottom])
     try:
         yield
     finally:

@@ -285,7 +285,8 @@ def train(request: TrainRequest, progress: Callable[[dict], None] | None = None,
             cfg.MODEL.WEIGHTS = ""  # the predictor loads weights_path explicitly
             files = VersionFiles.at(output_dir)
             weights_path, config_path = files.weights, files.config
-            state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}  # the default layout on disk
+            # saved in the default layout, whatever layout training ran in (memory_format.py)
+            state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
             tmp_w = _write_tmp(weights_path, lambda p: torch.save({"model": state}, p), created)
             tmp_c = _write_tmp(config_path, lambda p: p.write_text(cfg.dump()), created)
             if cancel is not None and cancel.is_set():

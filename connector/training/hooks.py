@@ -74,17 +74,17 @@ class _StepTimer:
     def __init__(self, clock: Clock, alpha: float = 0.2) -> None:
         self.clock, self.alpha = clock, alpha
         self.avg: float | None = None
-        self.last: float | None = None
+        self.last: float | None = None  # the latest step's duration
         self.samples = 0
-        self._last: float | None = None
+        self._marked_at: float | None = None
 
     def mark(self) -> None:
         now = self.clock.elapsed()
-        if self._last is not None:
-            dt = self.last = now - self._last
+        if self._marked_at is not None:
+            dt = self.last = now - self._marked_at
             self.avg = dt if self.avg is None else self.alpha * dt + (1 - self.alpha) * self.avg
             self.samples += 1
-        self._last = now
+        self._marked_at = now
 
 
 class CancelHook(HookBase):

@@ -53,6 +53,7 @@ __all__ = [
     "efficientnet_lite_preset",
     "load_efficientnet_lite_weights",
     "packaged_weights_path",
+    "same_pads",
     "pretrained_weights_description",
     "variant_available",
 ]
@@ -193,15 +194,17 @@ class SamePaddingConv(Conv2dDynamicSamePadding):
 
     def forward(self, x):
         (kh, kw), (sh, sw), (dh, dw) = self.weight.shape[-2:], self.stride, self.dilation
-        top, bottom = _same_pads(x.shape[-2], kh, sh, dh)
-        left, right = _same_pads(x.shape[-1], kw, sw, dw)
+        top, bottom = same_pads(x.shape[-2], kh, sh, dh)
+        left, right = same_pads(x.shape[-1], kw, sw, dw)
         if top == bottom and left == right:
             return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
         return F.conv2d(F.pad(x, [left, right, top, bottom]), self.weight, self.bias, self.stride, 0,
                         self.dilation, self.groups)
 
 
-def _same_pads(size: int, k: int, s: int, d: int) -> tuple[int, int]:
+def same_pads(size: int, k: int, s: int, d: int) -> tuple[int, int]:
+    """TF "SAME" padding (before, after) of one dimension of ``size`` for kernel ``k``, stride
+    ``s`` and dilation ``d``: the output has ceil(size / s) positions."""
     total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
     return total // 2, total - total // 2
 
