@@ -16,7 +16,10 @@ checks it against torch; ``int8`` also quantizes it and checks AP on the test sp
     export's memory is in it.
 
 Usage: nice -n 10 python bench/detect_bench.py [--engine torch,onnxruntime,int8] [--preset fast]
-       [--budget 1.5] [--requests 60] [--onnx-threads 1]
+       [--budget 1.5] [--requests 60] [--onnx-threads 1] [--root DIR]
+
+``--root DIR`` keeps the store in DIR; a later run with the same DIR serves the version trained
+there instead of training again (compare serving settings on one version, in minutes).
 """
 from __future__ import annotations
 
@@ -245,11 +248,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads in the server")
     parser.add_argument("--onnx-threads", type=int, default=0,
                         help="intra-op threads of each ONNX Runtime session (0: the machine's cores)")
+    parser.add_argument("--concurrent-requests", type=int, default=200,
+                        help="detects in all from the concurrent clients (p99 needs a few hundred)")
+    parser.add_argument("--root", help="keep the store here and reuse the version trained in it")
     args = parser.parse_args()
     engines = [e.strip() for e in args.engine.split(",") if e.strip()]
     training, evaluation, test_records, labels = dataset()
     probe = probe_jpeg(evaluation)
-    root = Path(tempfile.mkdtemp(prefix="odc-detect-bench-"))
+    root = Path(args.root) if args.root else Path(tempfile.mkdtemp(prefix="odc-detect-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    trained = root / "trained.json"
     configs = {e: write_config(root, e, args.threads, args.onnx_threads) for e in engines}
     print(f"detect benchmark: raw 1024x768 JPEG body, {os.cpu_count()} CPU cores, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; torch threads {args.threads}; "
@@ -258,7 +266,12 @@ def main() -> None:
     server, client = start_server(write_config(root, "torch", args.threads, args.onnx_threads))
     try:
         t0 = time.perf_counter()
-        mid, version = train(client, training, evaluation, args.preset, args.budget)
+        if trained.exists():
+            mid, version_number = json.loads(trained.read_text())
+            version = client.call("GET", f"/models/{mid}/versions/{version_number}")[2]
+        else:
+            mid, version = train(client, training, evaluation, args.preset, args.budget)
+            trained.write_text(json.dumps([mid, version["number"]]))
     finally:
         stop_server(server)
     metrics = version["metrics"]
@@ -296,7 +309,7 @@ def main() -> None:
         rows = []
         for engine in engines:
             server, client = servers[engine]
-            rps, lat = concurrent(client, path, probe, args.clients, max(args.requests, args.clients * 10))
+            rps, lat = concurrent(client, path, probe, args.clients, max(args.concurrent_requests, args.clients * 10))
             seq_rps = 1000 / (sum(sequential[engine]) / len(sequential[engine]))
             ap = (ap_over_http(client, path, test_records, labels) if test_records
                   else {"ap50": float("nan"), "ap": float("nan")})
@@ -310,7 +323,7 @@ def main() -> None:
             stop_server(server)
 
     print(f"\n{args.requests} sequential detects per engine, interleaved; {args.clients} clients: "
-          f"{max(args.requests, args.clients * 10)} detects; load average at end "
+          f"{max(args.concurrent_requests, args.clients * 10)} detects; load average at end "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     header = ["inference.engine", "serves", "p50 ms", "p99 ms", "req/s seq", f"req/s @{args.clients}",
               f"x seq", f"p99 ms @{args.clients}", "serving peak MB", "AP50", "AP", "publish s"]

@@ -9,6 +9,7 @@ the counted figures of all of them (PROMETHEUS_MULTIPROC_DIR, set by `serve`).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Callable
 
@@ -20,6 +21,20 @@ REQUEST_SECONDS = Histogram("odconnect_request_seconds", "Time to answer a reque
                             buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 DETECT_IMAGES = Counter("odconnect_detect_images_total", "Images detected on, by model", ["model"])
 DETECTIONS = Counter("odconnect_detections_total", "Objects detected (above the threshold), by model", ["model"])
+
+_in_flight = 0  # HTTP requests this process is answering now
+_in_flight_lock = threading.Lock()  # one event loop writes it in a server; tests run several
+
+
+def requests_in_flight() -> int:
+    """HTTP requests this process is answering now, counted by :class:`MetricsMiddleware`."""
+    return _in_flight
+
+
+def _count_in_flight(change: int) -> None:
+    global _in_flight
+    with _in_flight_lock:
+        _in_flight += change
 
 
 class MetricsMiddleware:
@@ -34,6 +49,7 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started, status = time.perf_counter(), [500]
+        _count_in_flight(1)
 
         async def send_status(message):
             if message["type"] == "http.response.start":
@@ -43,6 +59,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
+            _count_in_flight(-1)
             routing = scope.get("extensions", {}).get("connexion_routing", {})
             handler = routing.get("operation_id")
             operation = self.operation_names.get(handler, handler) if handler else "unmatched"

@@ -53,6 +53,14 @@ def app_from_environment():
     return app
 
 
+def _spinning_would_crowd(cfg: dict, workers: int) -> bool:
+    """Whether ``workers`` processes, each running a lone forward pass on every intra-op thread it
+    has, would need more cores than the machine has."""
+    inference = cfg["inference"]
+    threads = inference["onnx_threads"] or os.cpu_count() or 1
+    return bool(inference["onnx_spin_when_alone"]) and workers * threads > (os.cpu_count() or 1)
+
+
 def serve(cfg: dict, config_path: str | None, workers: int) -> None:
     import uvicorn  # the ASGI server Connexion's own runner wraps, without its development warning
     host, port = cfg["server"]["host"], cfg["server"]["port"]
@@ -66,6 +74,9 @@ def serve(cfg: dict, config_path: str | None, workers: int) -> None:
             app.odconnect.close()
         return
     # Every process reads the same configuration; the metrics of all of them are summed.
+    if _spinning_would_crowd(cfg, workers):
+        # a process sees only its own requests: its spinning threads would hold cores the others need
+        os.environ["ODCONNECT_INFERENCE__ONNX_SPIN_WHEN_ALONE"] = "false"
     if config_path:
         os.environ["ODCONNECT_CONFIG"] = str(Path(config_path).resolve())
     os.environ["ODCONNECT_STORAGE__ROOT"] = cfg["storage"]["root"]

@@ -83,3 +83,22 @@ def test_worker_refuses_without_a_broker_or_with_negative_threads(tmp_path, monk
     monkeypatch.setenv("ODCONNECT_JOBS__WORKER_THREADS", "-2")
     assert main(["worker"]) == 2
     assert not (tmp_path / "data").exists()  # refused before anything was written
+
+
+def test_several_processes_do_not_spin_on_cores_they_share(monkeypatch):
+    """`serve --workers N` turns spinning off when N processes, each spinning on its intra-op
+    threads, would need more cores than there are; one process, or enough cores, keeps it."""
+    from connector.config import load_config
+    from connector.serving import _spinning_would_crowd
+
+    cfg = load_config(environ={})
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert not _spinning_would_crowd(cfg, 1)
+    assert _spinning_would_crowd(cfg, 2)  # 2 processes x every core
+    cfg["inference"]["onnx_threads"] = 1
+    assert not _spinning_would_crowd(cfg, 2)  # 2 x 1 thread fit 2 cores
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    cfg["inference"]["onnx_threads"] = 4
+    assert not _spinning_would_crowd(cfg, 4) and _spinning_would_crowd(cfg, 5)
+    cfg["inference"]["onnx_spin_when_alone"] = False
+    assert not _spinning_would_crowd(cfg, 5)

@@ -252,6 +252,32 @@ def test_detect_batch_and_quick_test_answer_the_same_through_both_engines(store)
         assert_same_answer(engine_answers["batch-1"], engine_answers["detect-1"], "batch vs single")
 
 
+def test_a_detect_alone_may_spin_and_the_app_counts_requests_in_flight(store):
+    """The onnxruntime engine opens its spinning session from the setting, and asks the app's
+    request count (the metrics middleware's) whether the detect it runs is the only request."""
+    from connector.metrics import requests_in_flight
+
+    root, m = store
+    server = Server(root, "onnxruntime")
+    try:
+        assert server.api.post(f"/models/{m['id']}/versions/1/publish").status_code == 200
+        predictor = server.predictor(m, 1)
+        assert predictor._alone_network is not None
+        asked, check = [], predictor._alone
+        predictor._alone = lambda: asked.append(requests_in_flight()) or check()
+        r = server.api.post(f"/models/{m['id']}/detect", content=shapes_image(4)[0],
+                            headers={"Content-Type": "image/jpeg"})
+        assert r.status_code == 200, r.text
+        assert asked == [1] and requests_in_flight() == 0
+    finally:
+        server.close()
+    server = Server(root, "onnxruntime", onnx_spin_when_alone=False)
+    try:
+        assert server.predictor(m, 1)._alone_network is None
+    finally:
+        server.close()
+
+
 def test_a_version_whose_export_fails_falls_back_to_torch_or_is_refused(store):
     root, m = store
     data = shapes_image(40)[0]
@@ -429,6 +455,19 @@ def test_int8_is_quantized_at_publish_checked_on_evaluation_images_and_served(st
         finally:
             server.close()
     assert int8_file.stat().st_mtime_ns == written
+
+    # a decision made while int8 was off (here: after torch served it) drops the old int8 network,
+    # so it is never taken for an int8 verdict: with int8 on again, publish quantizes and checks anew
+    for setting, int8, precision in (("torch", "auto", None), ("auto", "off", "float32"), ("auto", "auto", "int8")):
+        server = Server(root, setting, int8=int8, int8_max_ap_drop=1.0)
+        try:
+            assert server.api.post(f"/models/{m['id']}/versions/1/publish").status_code == 200
+            assert server.version(m, 1)["engine"]["precision"] == (precision or "float32")
+            if precision:
+                assert server.predictor(m, 1).precision == precision
+            assert int8_file.exists() == (precision != "float32")
+        finally:
+            server.close()
 
 
 def test_int8_that_loses_accuracy_or_has_nothing_to_check_on_leaves_float_serving(store):

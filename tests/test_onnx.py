@@ -285,3 +285,59 @@ def test_export_is_kept_once_written(versions):
     before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     assert export_onnx(folder) == folder / "onnx.json"
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+
+
+class _Counting:
+    """A real onnxruntime session that counts its runs and can hold one open (to overlap another)."""
+
+    def __init__(self, session):
+        import threading
+        self.session, self.runs = session, 0
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.hold = False
+
+    def run(self, *args):
+        self.runs += 1
+        if self.hold:
+            self.entered.set()
+            self.release.wait(30)
+        return self.session.run(*args)
+
+
+def test_a_lone_pass_takes_the_spinning_session_and_overlapping_ones_the_sleeping_one(versions):
+    import threading
+
+    from connector.inference.onnx_predictor import OnnxPredictor
+    folder = versions["fast"][0]
+    others = {"requests": 0}
+    predictor = OnnxPredictor(folder, num_threads=2, alone=lambda: others["requests"] == 0)
+    predictor.warm_up()
+    spinning, sleeping = _Counting(predictor._alone_network), _Counting(predictor.network)
+    predictor._alone_network, predictor.network = spinning, sleeping
+    picture = drawn(3, (256, 256))
+
+    alone = predictor.predict(picture, min_score=0.0)
+    assert (spinning.runs, sleeping.runs) == (1, 0)
+    others["requests"] = 1  # another request is being answered
+    busy = predictor.predict(picture, min_score=0.0)
+    assert (spinning.runs, sleeping.runs) == (1, 1)
+    from connector.inference.onnx_verify import VerifyReport, compare
+    report = compare(alone, busy, VerifyReport(), min_iou=0.999, prob_tol=1e-4)
+    assert report.ok and len(alone) > 0 and report.matched >= 0.9 * len(alone), report.summary()
+
+    others["requests"] = 0
+    spinning.hold = True  # a lone pass is running; one that starts meanwhile overlaps it
+    first = threading.Thread(target=predictor.predict, args=(picture,))
+    first.start()
+    assert spinning.entered.wait(30)
+    predictor.predict(picture)
+    spinning.release.set()
+    first.join(30)
+    assert (spinning.runs, sleeping.runs) == (2, 2)
+
+
+def test_one_thread_or_no_alone_check_opens_one_session(versions):
+    from connector.inference.onnx_predictor import OnnxPredictor
+    folder = versions["fast"][0]
+    assert OnnxPredictor(folder, num_threads=1, alone=lambda: True)._alone_network is None
+    assert OnnxPredictor(folder, num_threads=2)._alone_network is None

@@ -24,6 +24,7 @@ Building a torch predictor imports torch and detectron2; an onnxruntime one does
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from .image_input import ModelInput, forward_groups, prepare
 from .model_thread import ModelThread
@@ -84,10 +85,11 @@ def build_torch(folder: str | Path, thread: ModelThread, torch_threads: int | No
     return TorchEngine(thread.call(build), thread)
 
 
-def build_onnxruntime(folder: str | Path, onnx_threads: int, int8: bool = False):
+def build_onnxruntime(folder: str | Path, onnx_threads: int, int8: bool = False,
+                      alone: Callable[[], bool] | None = None):
     """Open the version's ONNX export (already written and checked; ``int8``: its quantized
     network) and warm it up."""
     from .onnx_predictor import OnnxPredictor
-    predictor = OnnxPredictor(folder, num_threads=onnx_threads, int8=int8)
+    predictor = OnnxPredictor(folder, num_threads=onnx_threads, int8=int8, alone=alone)
     predictor.warm_up()
     return predictor

@@ -36,6 +36,7 @@ from model_store import Store
 from model_store.schema import Image, Version, VersionBaseline, VersionEngine, utcnow
 
 from ..errors import Conflict
+from ..metrics import requests_in_flight
 from ..modeling.artifacts import VersionFiles
 from ..inference.engines import ONNXRUNTIME, TORCH, build_onnxruntime, build_torch
 from .precision_choice import FLOAT32, INT8, PrecisionChoice, choose_precision
@@ -224,6 +225,12 @@ def _precision(record: VersionEngine | None, config: dict) -> str:
     return INT8 if serves_int8(record, config) else FLOAT32
 
 
+def _answering_one_request() -> bool:
+    """No HTTP request but the one asking is in progress in this process (see onnx_predictor's
+    ``alone``): a forward pass may then keep every core busy."""
+    return requests_in_flight() <= 1
+
+
 def predictor_loader(store: Store, config: dict, model_thread: "ModelThread"):
     """What the predictor cache calls on a miss: the version's predictor for its recorded engine,
     warmed up (see connector.inference.engines for where each engine computes)."""
@@ -239,7 +246,8 @@ def predictor_loader(store: Store, config: dict, model_thread: "ModelThread"):
             engine = record.name
         if engine == ONNXRUNTIME:
             try:
-                return build_onnxruntime(folder, inference["onnx_threads"], int8=serves_int8(record, config))
+                return build_onnxruntime(folder, inference["onnx_threads"], int8=serves_int8(record, config),
+                                         alone=_answering_one_request if inference["onnx_spin_when_alone"] else None)
             except Exception as exc:
                 if inference["engine"] == ONNXRUNTIME:
                     raise Conflict(f"the ONNX export of version id {version_id} cannot be loaded: {exc}") from exc

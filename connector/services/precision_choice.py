@@ -22,6 +22,7 @@ from model_store import Store
 from model_store.schema import Image, Version
 
 from ..inference.engines import FLOAT32, INT8
+from ..modeling.artifacts import VersionFiles
 
 __all__ = ["FLOAT32", "INT8", "PrecisionChoice", "choose_precision", "int8_verdict", "evaluation_records"]
 
@@ -92,6 +93,9 @@ def choose_precision(store: Store, config: dict, folder: str, version_id: int) -
 
     inference = config["inference"]
     if inference["int8"] == "off":
+        # an int8 network from an earlier decision was not checked by this one; without it, a later
+        # publish with int8 on quantizes and checks again (engine_choice._int8_untried)
+        VersionFiles.at(folder).int8.unlink(missing_ok=True)
         return PrecisionChoice(FLOAT32, "inference.int8 is off")
     labels, records = evaluation_records(store, version_id, inference["int8_check_images"])
     if not any(r.boxes for r in records):
