@@ -12,9 +12,10 @@ session's intra-op thread count (its own pool, not torch's OpenMP teams).
 wake-up at each of the graph's ~100 parallel steps; one whose threads spin does not, but a
 spinning thread holds a core that another request needs. So a forward pass takes the spinning
 session only when ``alone()`` says no other request is being answered and no other pass runs;
-otherwise the sleeping one. Measured on 2 cores, int8, over HTTP: a lone detect 22.7 -> 19.9 ms
-p50 with spinning; with 4 clients, spinning whenever no other *pass* ran lost 15% of the
-requests/s (the other requests decode and answer meanwhile), hence the request count.
+otherwise the sleeping one. It stops spinning when the pass ends: the answer still needs a core.
+Measured on 2 cores, int8, over HTTP: a lone detect 26.0 -> 22.6 ms p50; with 4 clients,
+spinning whenever no other *pass* ran lost 15% of the requests/s (the other requests decode and
+answer between passes), hence the request count.
 """
 from __future__ import annotations
 
