@@ -56,9 +56,8 @@ def app_from_environment():
 def _spinning_would_crowd(cfg: dict, workers: int) -> bool:
     """Whether ``workers`` processes, each running a lone forward pass on every intra-op thread it
     has, would need more cores than the machine has."""
-    inference = cfg["inference"]
-    threads = inference["onnx_threads"] or os.cpu_count() or 1
-    return bool(inference["onnx_spin_when_alone"]) and workers * threads > (os.cpu_count() or 1)
+    inference, cores = cfg["inference"], os.cpu_count() or 1
+    return bool(inference["onnx_spin_when_alone"]) and workers * (inference["onnx_threads"] or cores) > cores
 
 
 def serve(cfg: dict, config_path: str | None, workers: int) -> None:
