@@ -25,6 +25,7 @@ from connector.modeling.backbones import (
     pretrained_weights_description,
     variant_available,
 )
+from connector.modeling.frozen_bn import FusedFrozenBatchNorm2d
 
 STRIDES = {"res2": 4, "res3": 8, "res4": 16, "res5": 32}
 LITE0_CHANNELS = {"res2": 24, "res3": 40, "res4": 112, "res5": 320}
@@ -197,6 +198,7 @@ def test_frozen_stages_and_norm():
     for m in bb._blocks[3:]:
         assert all(p.requires_grad for p in m.parameters())
     assert not any(isinstance(m, nn.BatchNorm2d) for m in bb.modules())  # NORM=FrozenBN
+    assert all(type(m) is FusedFrozenBatchNorm2d for m in bb.modules() if isinstance(m, FrozenBatchNorm2d))
 
     bn = build_efficientnet_lite_backbone(zoo_cfg("retinanet", PRETRAINED=False, FREEZE_AT=3, NORM="BN"))
     assert all(not p.requires_grad for b in bn._blocks[:5] for p in b.parameters())
@@ -205,6 +207,28 @@ def test_frozen_stages_and_norm():
 
     none = build_efficientnet_lite_backbone(zoo_cfg("retinanet", PRETRAINED=False, FREEZE_AT=0))
     assert all(p.requires_grad for p in none.parameters())
+
+
+def test_fused_frozen_bn_matches_detectron2s_with_and_without_gradients():
+    torch.manual_seed(0)
+    bn = nn.BatchNorm2d(8, eps=1e-3)
+    with torch.no_grad():
+        for t in (bn.weight, bn.bias, bn.running_mean):
+            t.normal_()
+        bn.running_var.uniform_(0.5, 2.0)
+    ref, fused = FrozenBatchNorm2d.convert_frozen_batchnorm(bn), FusedFrozenBatchNorm2d.convert_frozen_batchnorm(bn)
+    assert type(fused) is FusedFrozenBatchNorm2d and fused.state_dict().keys() == ref.state_dict().keys()
+    x = torch.randn(2, 8, 5, 7).contiguous(memory_format=torch.channels_last)
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ya, yb = ref(xa), fused(xb)
+    assert torch.allclose(ya, yb, atol=1e-6)
+    grad = torch.randn_like(ya)
+    ya.backward(grad)
+    yb.backward(grad)
+    assert torch.allclose(xa.grad, xb.grad, atol=1e-6)
+    assert not any(t.requires_grad for t in fused.buffers())  # still frozen: nothing to learn
+    with torch.no_grad():  # the inference path is detectron2's own
+        assert torch.equal(ref(x), fused(x))
 
 
 def test_preset_config():

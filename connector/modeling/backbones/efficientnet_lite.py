@@ -39,9 +39,11 @@ from efficientnet_lite_pytorch.utils import Conv2dDynamicSamePadding
 from torch import nn
 
 from detectron2.config import CfgNode as CN
-from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
+from detectron2.layers import ShapeSpec
 from detectron2.modeling.backbone import BACKBONE_REGISTRY, FPN, Backbone
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool, LastLevelP6P7
+
+from connector.modeling.frozen_bn import FusedFrozenBatchNorm2d
 
 __all__ = [
     "SUPPORTED_VARIANTS",
@@ -316,14 +318,14 @@ class EfficientNetLiteBackbone(Backbone):
             for p in m.parameters():
                 p.requires_grad_(False)
         if self.norm == "FrozenBN":
-            FrozenBatchNorm2d.convert_frozen_batchnorm(self)  # in place for a non-BN module
+            FusedFrozenBatchNorm2d.convert_frozen_batchnorm(self)  # in place for a non-BN module
         else:
             # trainable BN elsewhere, but a frozen stage must not update running stats either
             if self.freeze_at >= 1:
-                self._bn0 = FrozenBatchNorm2d.convert_frozen_batchnorm(self._bn0)
+                self._bn0 = FusedFrozenBatchNorm2d.convert_frozen_batchnorm(self._bn0)
             for i, st in enumerate(self._block_stage):
                 if st <= self.freeze_at:
-                    self._blocks[i] = FrozenBatchNorm2d.convert_frozen_batchnorm(self._blocks[i])
+                    self._blocks[i] = FusedFrozenBatchNorm2d.convert_frozen_batchnorm(self._blocks[i])
         return self
 
     # -- detectron2 Backbone API -------------------------------------------------------------
