@@ -37,11 +37,47 @@ VARIANTS: dict[str, dict] = {
     "noval": {"ODCONNECT.VALIDATION.MIN_IMAGES": 10**9},  # every training image trains, nothing validates
     "lr005": {"SOLVER.BASE_LR": 0.005, "SOLVER.WARMUP_ITERS": 50},  # fast's recipe until 2026-11-26
     "warmup50": {"SOLVER.WARMUP_ITERS": 50},
+    "lr02": {"SOLVER.BASE_LR": 0.02},
     "batch2": {"SOLVER.IMS_PER_BATCH": 2},
 }
 
 
-def run_variant(name: str, overrides: dict, data: str, iters: int, seed: int, threads: int | None) -> dict:
+def _probe_hook(labels, val_records, test_records, at=(0.5, 0.75)):
+    """A hook that scores the weights a run would keep (its EMA copy) at the best-checkpoint
+    hook's snapshot points and at the end, on the validation part AND the test split: which
+    snapshot validation prefers, and whether the test images agree."""
+    from detectron2.engine.train_loop import HookBase
+
+    from connector.training.api import evaluate_model
+    from connector.training.hooks import _inference_model
+
+    class Probe(HookBase):
+        def __init__(self):
+            self.pending, self.rows = sorted(at), []
+
+        def _score(self, iteration):
+            model = _inference_model(self.trainer)
+            row = {"iteration": iteration}
+            for part, records in (("val", val_records), ("test", test_records)):
+                m = evaluate_model(self.trainer.cfg, model, records, labels)
+                row.update({f"{part}_ap50": m["ap50"], f"{part}_ap": m["ap"]})
+            self.rows.append(row)
+            print(f"  [probe] {row}", flush=True)
+
+        def after_step(self):
+            if self.pending and (self.trainer.iter + 1) / self.trainer.max_iter >= self.pending[0]:
+                while self.pending and (self.trainer.iter + 1) / self.trainer.max_iter >= self.pending[0]:
+                    self.pending.pop(0)
+                self._score(self.trainer.iter + 1)
+
+        def after_train(self):
+            self._score(self.trainer.iter)  # train() has counted the last iteration already
+
+    return Probe()
+
+
+def run_variant(name: str, overrides: dict, data: str, iters: int, seed: int, threads: int | None,
+                keep: str | None = None, probe: bool = False) -> dict:
     sys.path.insert(0, str(ROOT))
     if threads:
         import torch
@@ -53,8 +89,9 @@ def run_variant(name: str, overrides: dict, data: str, iters: int, seed: int, th
     labels, train_records, test_records = load_dataset(Path(data))
     last = {"elapsed_s": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
+        out = Path(keep) / f"{Path(data).name}-{name}" if keep else Path(tmp) / "out"
         request = TrainRequest(labels=labels, train=train_records, evaluation=test_records,
-                               output_dir=Path(tmp) / "out", preset="fast", max_iter=iters, seed=seed,
+                               output_dir=out, preset="fast", max_iter=iters, seed=seed,
                                device="cpu", overrides=overrides)
         t0 = time.perf_counter()
         def progress(p):
@@ -62,7 +99,14 @@ def run_variant(name: str, overrides: dict, data: str, iters: int, seed: int, th
                 print(f"  [{name}] iteration {p['iteration']}, {p['elapsed_s']:.0f} s", flush=True)
             last.update(p)
 
-        result = train(request, progress=progress)
+        hooks = []
+        if probe:
+            from connector.training.api import split_validation
+            from connector.training.presets import build_cfg
+            cfg0 = build_cfg("fast", len(labels), "cpu")
+            _, val_records = split_validation(list(train_records), len(labels), cfg0.ODCONNECT.VALIDATION, seed)
+            hooks.append(_probe_hook(labels, val_records, test_records))
+        result = train(request, progress=progress, extra_hooks=hooks)
         wall = time.perf_counter() - t0
         cfg = load_cfg(result.config_path)  # what fitting chose is in the version's config
     m = result.metrics
@@ -72,7 +116,7 @@ def run_variant(name: str, overrides: dict, data: str, iters: int, seed: int, th
             "score_interval": m["score_interval"], "validation": m["validation"], "thresholds": result.thresholds,
             "input_test": cfg.INPUT.MIN_SIZE_TEST, "anchor_sizes": cfg.MODEL.ANCHOR_GENERATOR.SIZES,
             "anchor_ratios": cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS, "load": os.getloadavg(),
-            "threads": threads}
+            "threads": threads, "probe": hooks[0].rows if hooks else None}
 
 
 def main(argv=None) -> int:
@@ -85,6 +129,12 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (1 wastes less time spinning when the cores are oversubscribed)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "ablation.jsonl"))
+    ap.add_argument("--probe", action="store_true",
+                    help="also score the snapshots the best-checkpoint hook compares (and the final "
+                         "weights) on the validation part and the test split")
+    ap.add_argument("--keep", default=None, metavar="DIR",
+                    help="keep each variant's version (weights, config.yaml) in DIR/DATASET-VARIANT, "
+                         "e.g. to score it again at other test-time settings")
     args = ap.parse_args(argv)
     ctx = mp.get_context("spawn")
     for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
@@ -94,7 +144,7 @@ def main(argv=None) -> int:
             overrides.update(VARIANTS[lever])
         with ctx.Pool(1) as pool:
             row = pool.apply(run_variant, (name, overrides, args.data, int(iters or args.iters), args.seed,
-                                             args.threads))
+                                             args.threads, args.keep, args.probe))
         row["data"] = Path(args.data).name
         print(json.dumps(row), flush=True)
         with open(args.out, "a") as fh:
