@@ -256,7 +256,8 @@ def train(request: TrainRequest, progress: Callable[[dict], None] | None = None,
         if val_records:  # late snapshots compete on the validation images
             best = BestCheckpointHook(
                 clock, lambda m: evaluate_model(cfg, m, val_records, request.labels, cancel),
-                request.budget_seconds, int(cfg.SOLVER.MAX_ITER))
+                request.budget_seconds, int(cfg.SOLVER.MAX_ITER),
+                margin=float(cfg.ODCONNECT.VALIDATION.SNAPSHOT_MARGIN))
             hooks.append(best)
         trainer = DetectionTrainer(cfg, records_to_dicts(train_records), clock=clock,
                                    budget_s=request.budget_seconds, progress=progress, cancel=cancel,

@@ -299,6 +299,21 @@ def metric_key(metrics: dict) -> tuple[float, float]:
             metrics.get("ap") if metrics.get("ap") is not None else -1.0)
 
 
+def clearly_better(earlier: dict, later: dict, margin: float) -> bool:
+    """Do an earlier snapshot's validation metrics beat later weights by more than ``margin``?
+
+    AP50 decides; within the margin, AP does. Anything closer is a tie, and ties go to the later
+    weights: they trained longer, on a lower learning rate, and differences that small on a few
+    dozen validation images are noise. On bccd (44 validation images, EMA on) the snapshots at
+    360, 540 and 720 of 720 iterations scored AP50 0.9055, 0.9061 and 0.9064 there, and AP
+    0.577, 0.580 and 0.581 on the test photos: the order that a 0.001 lead would decide was luck.
+    """
+    (e50, e), (l50, l) = metric_key(earlier), metric_key(later)
+    if abs(e50 - l50) > margin:
+        return e50 > l50
+    return e - l > margin
+
+
 def _inference_model(trainer) -> torch.nn.Module:
     """The weights a trainer would save now (its EMA copy when it keeps one)."""
     get = getattr(trainer, "inference_model", None)
@@ -313,14 +328,15 @@ class BestCheckpointHook(HookBase):
 
     Snapshots are taken when the run passes each of ``at`` (fractions of its budget, or of
     MAX_ITER without one), with the clock paused, so evaluation never eats training time.
-    After training, :meth:`choose` compares the best snapshot with the final weights and
-    loads whichever scores higher into the model.
+    After training, :meth:`choose` compares the best snapshot with the final weights and loads
+    the snapshot into the model only when it is :func:`clearly_better` (by ``margin``).
     """
 
     def __init__(self, clock: Clock, evaluate: Callable[[torch.nn.Module], dict], budget_s: float | None,
-                 max_iter: int, at: Sequence[float] = (0.5, 0.75)) -> None:
+                 max_iter: int, at: Sequence[float] = (0.5, 0.75), margin: float = 0.0) -> None:
         self.clock, self.evaluate = clock, evaluate
         self.budget_s, self.max_iter = budget_s, max_iter
+        self.margin = float(margin)  # see clearly_better
         self.pending = sorted(at)
         self.best: tuple[dict, dict, int] | None = None  # (metrics, state dict, iterations)
 
@@ -338,13 +354,13 @@ class BestCheckpointHook(HookBase):
         model = _inference_model(self.trainer)
         with self.clock.paused():
             metrics = self.evaluate(model)
-        if self.best is None or metric_key(metrics) > metric_key(self.best[0]):
+        if self.best is None or not clearly_better(self.best[0], metrics, self.margin):
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             self.best = (metrics, state, self.trainer.iter + 1)
 
     def choose(self, model: torch.nn.Module, final_metrics: dict, final_iterations: int) -> tuple[dict, int]:
         """(metrics, iteration) of the weights now in `model`: the final ones unless a snapshot beat them."""
-        if self.best is not None and metric_key(self.best[0]) > metric_key(final_metrics):
+        if self.best is not None and clearly_better(self.best[0], final_metrics, self.margin):
             metrics, state, iterations = self.best
             model.load_state_dict(state)
             return metrics, iterations

@@ -72,6 +72,9 @@ def add_odconnect_config(cfg: CfgNode) -> None:
     cfg.ODCONNECT.VALIDATION.FRACTION = 0.15
     cfg.ODCONNECT.VALIDATION.MIN_IMAGES = 50
     cfg.ODCONNECT.VALIDATION.MAX_IMAGES = 100
+    # An earlier snapshot replaces the final weights only when its validation AP50 (or, within
+    # this, its AP) is higher by more than this (hooks.clearly_better); closer is a tie.
+    cfg.ODCONNECT.VALIDATION.SNAPSHOT_MARGIN = 0.01  # one point of the performance score
     # A label's threshold moves only with at least this many validation images holding it.
     cfg.ODCONNECT.VALIDATION.MIN_LABEL_IMAGES = 3
     # Probability threshold per label (label order), filled by train(); detect's default.
