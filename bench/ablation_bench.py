@@ -38,6 +38,7 @@ VARIANTS: dict[str, dict] = {
     "lr005": {"SOLVER.BASE_LR": 0.005, "SOLVER.WARMUP_ITERS": 50},  # fast's recipe until 2026-11-26
     "warmup50": {"SOLVER.WARMUP_ITERS": 50},
     "lr02": {"SOLVER.BASE_LR": 0.02},
+    "px40": {"ODCONNECT.FIT.SMALL_OBJECT_PX": 40},  # larger inputs for small objects (bccd: 480, trained 352-480)
     "batch2": {"SOLVER.IMS_PER_BATCH": 2},
 }
 
