@@ -21,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+PRESET = "fast"  # the recipe every variant changes one lever of
+
 #: lever name -> cfg overrides that turn it on/off relative to the preset's defaults
 CROP = {"INPUT.CROP.ENABLED": True, "INPUT.CROP.TYPE": "relative_range", "INPUT.CROP.SIZE": [0.6, 0.6]}
 VARIANTS: dict[str, dict] = {
@@ -66,9 +68,9 @@ def _probe_hook(labels, val_records, test_records, at=(0.5, 0.75)):
             print(f"  [probe] {row}", flush=True)
 
         def after_step(self):
-            if self.pending and (self.trainer.iter + 1) / self.trainer.max_iter >= self.pending[0]:
-                while self.pending and (self.trainer.iter + 1) / self.trainer.max_iter >= self.pending[0]:
-                    self.pending.pop(0)
+            done = (self.trainer.iter + 1) / self.trainer.max_iter
+            if self.pending and done >= self.pending[0]:
+                self.pending = [f for f in self.pending if f > done]
                 self._score(self.trainer.iter + 1)
 
         def after_train(self):
@@ -92,7 +94,7 @@ def run_variant(name: str, overrides: dict, data: str, iters: int, seed: int, th
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(keep) / f"{Path(data).name}-{name}" if keep else Path(tmp) / "out"
         request = TrainRequest(labels=labels, train=train_records, evaluation=test_records,
-                               output_dir=out, preset="fast", max_iter=iters, seed=seed,
+                               output_dir=out, preset=PRESET, max_iter=iters, seed=seed,
                                device="cpu", overrides=overrides)
         t0 = time.perf_counter()
         def progress(p):
@@ -102,12 +104,16 @@ def run_variant(name: str, overrides: dict, data: str, iters: int, seed: int, th
 
         hooks = []
         if probe:
-            from connector.training.api import split_validation
+            from connector.training.api import _apply_overrides, split_validation
             from connector.training.presets import build_cfg
-            cfg0 = build_cfg("fast", len(labels), "cpu")
+            cfg0 = build_cfg(PRESET, len(labels), "cpu")
+            _apply_overrides(cfg0, overrides)  # a variant may change the validation settings
+            # the same part train() carves (same records, settings and seed)
             _, val_records = split_validation(list(train_records), len(labels), cfg0.ODCONNECT.VALIDATION, seed)
             hooks.append(_probe_hook(labels, val_records, test_records))
         result = train(request, progress=progress, extra_hooks=hooks)
+        if probe and {r.image_id for r in val_records} != set(result.validation_image_ids):
+            raise RuntimeError("the probe scored another validation part than train() used")
         wall = time.perf_counter() - t0
         cfg = load_cfg(result.config_path)  # what fitting chose is in the version's config
     m = result.metrics
