@@ -42,6 +42,10 @@ VARIANTS: dict[str, dict] = {
     "lr02": {"SOLVER.BASE_LR": 0.02},
     "px40": {"ODCONNECT.FIT.SMALL_OBJECT_PX": 40},  # larger inputs for small objects (bccd: 480, trained 352-480)
     "batch2": {"SOLVER.IMS_PER_BATCH": 2},
+    "atss": {"ODCONNECT.ASSIGNER": "atss"},
+    "greedy": {"ODCONNECT.SOFT_NMS_SIGMA": 0.0},  # fast's greedy NMS until 2026-11-26
+    "freeze1": {"MODEL.EFFNET.FREEZE_AT": 1},  # train the stride-4 stage too (microscopes are not ImageNet)
+    "convs4": {"MODEL.RETINANET.NUM_CONVS": 4},  # the model zoo's head depth
 }
 
 

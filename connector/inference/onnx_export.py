@@ -35,6 +35,7 @@ import numpy as np
 from model_store import atomic_write
 
 from ..modeling.artifacts import ONNX, ONNX_METADATA, ONNX_ROI_HEADS, VersionFiles
+from ..modeling.suppression import soft_nms_sigma
 
 __all__ = ["OnnxExportError", "export_onnx", "METADATA_KEY", "FORMAT", "OPSET"]
 
@@ -287,9 +288,13 @@ def _metadata(cfg, model, levels: list[str]) -> dict:
             "topk_candidates": int(model.test_topk_candidates),
             "nms_thresh": float(model.test_nms_thresh),
             "detections_per_image": int(model.max_detections_per_image),
+            "soft_nms_sigma": soft_nms_sigma(cfg),
             "steps": "per level: scores > score_thresh, keep the topk_candidates best, decode their "
                      "anchors; then per-class NMS (IoU > nms_thresh suppresses) over all levels and "
-                     "keep the detections_per_image best",
+                     "keep the detections_per_image best. When soft_nms_sigma > 0, instead: every "
+                     "decoded candidate back to the original picture, then per-class Gaussian "
+                     "Soft-NMS (score *= exp(-IoU^2 / soft_nms_sigma), drop under score_thresh) and "
+                     "the detections_per_image best",
         }
     else:
         rpn, heads = model.proposal_generator, model.roi_heads
@@ -323,6 +328,7 @@ def _metadata(cfg, model, levels: list[str]) -> dict:
             "score_thresh": float(predictor.test_score_thresh),
             "nms_thresh": float(predictor.test_nms_thresh),
             "detections_per_image": int(predictor.test_topk_per_image),
+            "soft_nms_sigma": soft_nms_sigma(cfg),  # > 0: as for RetinaNet, Soft-NMS replaces the NMS
         }
     return meta
 

@@ -15,7 +15,9 @@ boxes (see ``onnx_export``). Everything after that point is here, step for step 
   (``fast_rcnn_inference_single_image``);
 * boxes back to the original picture: ``detector_postprocess`` (scale, clip, drop empty).
 
-NMS is the greedy one of torchvision (suppress when IoU > threshold, highest score first).
+NMS is the greedy one of torchvision (suppress when IoU > threshold, highest score first). A
+version with ``soft_nms_sigma`` > 0 skips it here: its candidates go back to the original picture
+and through ``connector.modeling.suppression.soft_nms``, as in the torch predictor.
 """
 from __future__ import annotations
 
@@ -123,6 +125,8 @@ def retinanet_detections(level_scores: list[np.ndarray], level_deltas: list[np.n
         scores.append(flat[cand])
         classes.append(class_idx)
     boxes, scores, classes = np.concatenate(boxes), np.concatenate(scores), np.concatenate(classes)
+    if p.get("soft_nms_sigma"):
+        return boxes, scores, classes  # soft_nms, in the original picture's pixels, suppresses
     keep = batched_nms(boxes, scores, classes, p["nms_thresh"])[: int(p["detections_per_image"])]
     return boxes[keep], scores[keep], classes[keep]
 
@@ -182,6 +186,8 @@ def fast_rcnn_detections(probs: np.ndarray, deltas: np.ndarray, proposals: np.nd
     rows, cls = np.nonzero(scores > F32(p["score_thresh"]))
     boxes = boxes[rows, 0] if per_class == 1 else boxes[rows, cls]
     scores = scores[rows, cls]
+    if p.get("soft_nms_sigma"):
+        return boxes, scores, cls  # soft_nms, in the original picture's pixels, suppresses
     keep = batched_nms(boxes, scores, cls, p["nms_thresh"])[: int(p["detections_per_image"])]
     return boxes[keep], scores[keep], cls[keep]
 

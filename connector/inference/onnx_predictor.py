@@ -33,6 +33,7 @@ from .image_input import ModelInput, batch_tensor, forward_groups, prepare
 from .onnx_export import FORMAT, METADATA_KEY
 from ..modeling.artifacts import ONNX, ONNX_INT8
 from ..modeling.detection import Detection
+from ..modeling.suppression import soft_nms
 
 __all__ = ["OnnxPredictor", "read_metadata"]
 
@@ -84,6 +85,7 @@ class OnnxPredictor:
         if self.meta.get("format") != FORMAT:
             raise ValueError(f"{network} is in format {self.meta.get('format')!r}, expected {FORMAT!r}")
         self.architecture = self.meta["architecture"]
+        self._decoding = self.meta.get("postprocess") or self.meta["roi_heads"]  # the final step's settings
         self.roi_heads = session(self.meta["graphs"]["roi_heads"]) if self.architecture == "faster_rcnn" else None
         inp = self.meta["input"]
         self.min_size, self.max_size = inp["resize"]["min_size"], inp["resize"]["max_size"]
@@ -205,9 +207,13 @@ class OnnxPredictor:
             start = end
         return raw
 
-    @staticmethod
-    def _detections(x: ModelInput, raw, min_score: float) -> list[Detection]:
+    def _detections(self, x: ModelInput, raw, min_score: float) -> list[Detection]:
         boxes, scores, classes = post.to_original(*raw, (x.height, x.width), (x.original_height, x.original_width))
+        sigma = self._decoding.get("soft_nms_sigma")
+        if sigma:
+            keep, scores = soft_nms(boxes, scores, classes, float(sigma), float(self._decoding["score_thresh"]),
+                                    int(self._decoding["detections_per_image"]))
+            boxes, classes = boxes[keep], classes[keep]
         dets = [Detection(int(c), float(s), *map(float, b))
                 for b, s, c in zip(boxes.tolist(), scores.tolist(), classes.tolist()) if s >= min_score]
         dets.sort(key=lambda d: -d.score)

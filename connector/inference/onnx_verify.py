@@ -12,7 +12,8 @@ differ by about 1e-6), that is where it ties, within ``tie_tol`` (0.0001), with
 * the other engine's lowest probability: where the list ends (the model's cap on detections
   per image, a chain of NMS decisions among tied boxes) may cut either of the two;
 * a box of the same label in the other engine that overlaps it by more than the model's NMS
-  IoU threshold: NMS keeps whichever of the two comes first, and a tie decides that.
+  IoU threshold: NMS keeps whichever of the two comes first, and a tie decides that. With
+  Soft-NMS any overlap counts: whichever comes first lowers the other's probability.
 
 Barely trained models give such ties by the hundred (every score near the prior 0.01); a
 trained one rarely does. A systematic fault (shifted anchors, a wrong channel order) changes
@@ -125,7 +126,9 @@ def verify(torch_predictor, onnx_predictor, images: Iterable[tuple[str, Image.Im
     """Run both predictors on each (name, picture) and compare every box; ``report.ok`` says it passed."""
     meta = onnx_predictor.meta
     post = meta.get("postprocess") or meta.get("roi_heads") or {}
-    nms_iou = post.get("nms_thresh", 0.5)
+    # Which overlap makes two near-equal boxes a tie whose order decides what each keeps: above the
+    # NMS threshold for greedy NMS; any overlap for Soft-NMS, which lowers every overlapping box.
+    nms_iou = 0.0 if post.get("soft_nms_sigma") else post.get("nms_thresh", 0.5)
     report = VerifyReport()
     for name, image in images:
         img = _upright(image)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from detectron2.modeling import build_model
 
 from .detection import Detection
 from .memory_format import to_fast_layout
+from .suppression import all_candidates, floor_and_cap, soft_nms, soft_nms_sigma
 
 __all__ = ["Detection", "Predictor", "load_cfg"]
 
@@ -77,6 +79,7 @@ class Predictor:
         self._resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
         self._labels = list(cfg.ODCONNECT.LABELS) if "ODCONNECT" in cfg else []
         self._lock = threading.Lock()
+        self._soft_sigma = soft_nms_sigma(cfg)
 
     @property
     def labels(self) -> list[str]:
@@ -102,14 +105,17 @@ class Predictor:
             tensor = torch.from_numpy(chw.astype(np.float32, order="C"))  # the one converting copy
             inputs.append({"image": tensor.to(self.device), "height": h, "width": w})
         with self._lock, torch.inference_mode():
-            outputs = self.model(inputs)
-        return [self._detections(out["instances"].to("cpu"), min_score) for out in outputs]
+            floor, cap = floor_and_cap(self.model)  # before all_candidates lifts the cap
+            with all_candidates(self.model) if self._soft_sigma else nullcontext():
+                outputs = self.model(inputs)
+        return [self._detections(out["instances"].to("cpu"), min_score, floor, cap) for out in outputs]
 
-    @staticmethod
-    def _detections(inst, min_score: float) -> list[Detection]:
-        boxes = inst.pred_boxes.tensor.numpy().tolist()
-        scores = inst.scores.numpy().tolist()
-        classes = inst.pred_classes.numpy().tolist()
+    def _detections(self, inst, min_score: float, floor: float, cap: int) -> list[Detection]:
+        boxes, scores, classes = inst.pred_boxes.tensor.numpy(), inst.scores.numpy(), inst.pred_classes.numpy()
+        if self._soft_sigma:
+            keep, scores = soft_nms(boxes, scores, classes, self._soft_sigma, floor, cap)
+            boxes, classes = boxes[keep], classes[keep]
+        boxes, scores, classes = boxes.tolist(), scores.tolist(), classes.tolist()
         dets = [Detection(int(c), float(s), *map(float, b))
                 for b, s, c in zip(boxes, scores, classes) if s >= min_score]
         dets.sort(key=lambda d: -d.score)

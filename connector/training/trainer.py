@@ -11,10 +11,10 @@ from detectron2.config import CfgNode
 from detectron2.data import build_detection_train_loader
 from detectron2.data.samplers import TrainingSampler
 from detectron2.engine.train_loop import HookBase, SimpleTrainer
-from detectron2.modeling import build_model
 from detectron2.solver import build_optimizer
 from detectron2.utils.events import EventStorage
 
+from connector.modeling.atss import build_training_model
 from connector.modeling.memory_format import to_fast_layout
 from connector.training.dataset import TrainMapper
 from connector.training.hooks import (
@@ -38,7 +38,7 @@ class DetectionTrainer(SimpleTrainer):
                  cancel: threading.Event | None = None, extra_hooks: Sequence[HookBase] = ()) -> None:
         if not dataset_dicts:
             raise ValueError("no training images")
-        model = to_fast_layout(build_model(cfg), cfg.MODEL.DEVICE)
+        model = to_fast_layout(build_training_model(cfg), cfg.MODEL.DEVICE)
         clip = cfg.SOLVER.CLIP_GRADIENTS
         clip_hook = None
         if clip.ENABLED and clip.CLIP_TYPE == "full_model":  # ours, see hooks.GradClipHook

@@ -1,5 +1,6 @@
 """Each lever of the training recipe is applied where it lives: anchors and input sizes fitted to
-the data, detections per image, GIoU box loss, crop and colour jitter in the mapper, EMA weights."""
+the data, detections per image, GIoU box loss, crop and colour jitter in the mapper, EMA weights.
+ATSS labelling and Soft-NMS have their own files (test_atss.py, test_soft_nms.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -120,14 +121,16 @@ def test_detections_per_image_follow_the_fullest_image():
 def test_presets_keep_the_unmeasured_levers_off():
     """GIoU, fitted anchors and detections, and crops are there to switch on (training.overrides
     or a preset entry); the presets keep them off until the quality benchmark shows a gain on
-    bccd (see the README). Fitted input sizes showed one and are on, and EMA in `fast` (measured
-    on that preset only)."""
+    bccd (see the README); so does ATSS anchor labelling. Fitted input sizes showed one and are
+    on, and EMA and Soft-NMS in `fast` (measured on that preset only)."""
     for preset in ("fast", "balanced"):
         cfg = build_cfg(preset, 2, "cpu")
         assert cfg.MODEL.RETINANET.BBOX_REG_LOSS_TYPE == "smooth_l1" or cfg.MODEL.META_ARCHITECTURE != "RetinaNet"
         assert not (cfg.ODCONNECT.FIT.ANCHORS or cfg.ODCONNECT.FIT.DETECTIONS or cfg.INPUT.CROP.ENABLED)
+        assert cfg.ODCONNECT.ASSIGNER == "iou"
         assert cfg.ODCONNECT.FIT.INPUT_SIZE  # measured: see the README's ablation table
         assert cfg.ODCONNECT.EMA.ENABLED == (preset == "fast")
+        assert cfg.ODCONNECT.SOFT_NMS_SIGMA == (0.5 if preset == "fast" else 0.0)
 
 
 def test_mapper_crops_and_jitters_colour():
