@@ -26,7 +26,7 @@ PRESET = "fast"  # the recipe every variant changes one lever of
 #: lever name -> cfg overrides that turn it on/off relative to the preset's defaults
 CROP = {"INPUT.CROP.ENABLED": True, "INPUT.CROP.TYPE": "relative_range", "INPUT.CROP.SIZE": [0.6, 0.6]}
 VARIANTS: dict[str, dict] = {
-    "base": {},  # the fast preset as it ships (input sizes fitted, LR 0.01, EMA; the other levers off)
+    "base": {},  # the fast preset as it ships (input sizes fitted, LR 0.01, EMA, Soft-NMS; the other levers off)
     "noema": {"ODCONNECT.EMA.ENABLED": False},  # fast's recipe until 2026-11-26 (with lr005: before that)
     "giou": {"MODEL.RETINANET.BBOX_REG_LOSS_TYPE": "giou"},
     "anchors": {"ODCONNECT.FIT.ANCHORS": True},
