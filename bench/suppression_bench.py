@@ -6,8 +6,8 @@ with a sigma) and is scored on the dataset's test split. "count bound" is the re
 at the best single threshold per label chosen on the test photos themselves: how far a threshold
 could take the counts under that setting.
 
-    python bench/ablation_bench.py --data ../shared/datasets/bccd --iters 720 --keep /tmp/keep
-    python bench/suppression_bench.py --version /tmp/keep/bccd-base --data ../shared/datasets/bccd
+    python bench/ablation_bench.py --data ../shared/datasets/bccd --iters 720 --keep kept
+    python bench/suppression_bench.py --version kept/bccd-base --data ../shared/datasets/bccd
 """
 from __future__ import annotations
 
