@@ -39,8 +39,10 @@ def main(argv=None) -> int:
 
     labels, _, test = load_dataset(Path(args.data))
     folder = Path(args.version)
-    predictor = Predictor(folder / "config.yaml", folder / "model_final.pth")
-    predictor._soft_sigma = 0.0  # the candidates as the detector gives them; each row suppresses them
+    loaded = Predictor(folder / "config.yaml", folder / "model_final.pth")
+    cfg = loaded.cfg.clone()
+    cfg.ODCONNECT.SOFT_NMS_SIGMA = 0.0  # the candidates as the detector gives them; each row suppresses them
+    predictor = Predictor.from_model(cfg, loaded.model)
     floor, cap = floor_and_cap(predictor.model)
     with all_candidates(predictor.model):
         candidates = predict_all(_predict_fn(predictor, None), test)

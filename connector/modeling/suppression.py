@@ -25,8 +25,7 @@ _EVERY_CANDIDATE = 10**6  # a detections-per-image cap that never binds
 
 def soft_nms_sigma(cfg) -> float:
     """The version's Soft-NMS sigma; 0 means the detector's own greedy NMS."""
-    odc = cfg.get("ODCONNECT") if hasattr(cfg, "get") else None
-    return float(odc.get("SOFT_NMS_SIGMA", 0.0)) if odc is not None else 0.0
+    return float(cfg.get("ODCONNECT", {}).get("SOFT_NMS_SIGMA", 0.0))
 
 
 def soft_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, sigma: float,
