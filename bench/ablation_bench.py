@@ -26,7 +26,7 @@ PRESET = "fast"  # the recipe every variant changes one lever of
 #: lever name -> cfg overrides that turn it on/off relative to the preset's defaults
 CROP = {"INPUT.CROP.ENABLED": True, "INPUT.CROP.TYPE": "relative_range", "INPUT.CROP.SIZE": [0.6, 0.6]}
 VARIANTS: dict[str, dict] = {
-    "base": {},  # the fast preset as it ships (input sizes fitted, LR 0.01, EMA, Soft-NMS; the other levers off)
+    "base": {},  # the fast preset as it ships (input sizes fitted, LR 0.01, batches of 2, EMA, Soft-NMS; the rest off)
     "noema": {"ODCONNECT.EMA.ENABLED": False},  # fast's recipe until 2026-11-26 (with lr005: before that)
     "giou": {"MODEL.RETINANET.BBOX_REG_LOSS_TYPE": "giou"},
     "anchors": {"ODCONNECT.FIT.ANCHORS": True},
@@ -41,11 +41,13 @@ VARIANTS: dict[str, dict] = {
     "warmup50": {"SOLVER.WARMUP_ITERS": 50},
     "lr02": {"SOLVER.BASE_LR": 0.02},
     "px40": {"ODCONNECT.FIT.SMALL_OBJECT_PX": 40},  # larger inputs for small objects (bccd: 480, trained 352-480)
-    "batch2": {"SOLVER.IMS_PER_BATCH": 2},
+    "batch2": {"SOLVER.IMS_PER_BATCH": 2},  # fast's batch since 2026-11-26 (the same as base now)
+    "batch4": {"SOLVER.IMS_PER_BATCH": 4},  # fast's batch until then: give it half base's iterations
     "atss": {"ODCONNECT.ASSIGNER": "atss"},
     "greedy": {"ODCONNECT.SOFT_NMS_SIGMA": 0.0},  # fast's greedy NMS until 2026-11-26
     "freeze1": {"MODEL.EFFNET.FREEZE_AT": 1},  # train the stride-4 stage too (microscopes are not ImageNet)
     "convs4": {"MODEL.RETINANET.NUM_CONVS": 4},  # the model zoo's head depth
+    "gn": {"MODEL.RETINANET.NORM": "GN"},  # GroupNorm in the head's convs (as FCOS and ATSS heads have)
 }
 
 

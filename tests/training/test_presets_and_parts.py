@@ -26,6 +26,10 @@ def test_scratch_and_accurate_presets():
     gpu = build_cfg("scratch", 3, "cuda")
     assert gpu.INPUT.MIN_SIZE_TEST > cfg.INPUT.MIN_SIZE_TEST
     assert gpu.SOLVER.IMS_PER_BATCH > cfg.SOLVER.IMS_PER_BATCH
+    # the LR follows the batch (linear scaling) up to 0.02: accurate's 0.0025 at 2 -> 0.01 at 8,
+    # fast's 0.01 at 2 (a CPU budget's choice) -> 0.02, not 0.04
+    assert build_cfg("accurate", 2, "cuda").SOLVER.BASE_LR == pytest.approx(0.01)
+    assert build_cfg("fast", 2, "cuda").SOLVER.BASE_LR == pytest.approx(0.02)
     with pytest.raises(ValueError):
         build_cfg("nope", 2, "cpu")
 

@@ -122,7 +122,7 @@ def test_presets_keep_the_unmeasured_levers_off():
     """GIoU, fitted anchors and detections, and crops are there to switch on (training.overrides
     or a preset entry); the presets keep them off until the quality benchmark shows a gain on
     bccd (see the README); so does ATSS anchor labelling. Fitted input sizes showed one and are
-    on, and EMA and Soft-NMS in `fast` (measured on that preset only)."""
+    on, and EMA, Soft-NMS and batches of 2 in `fast` (measured on that preset only)."""
     for preset in ("fast", "balanced"):
         cfg = build_cfg(preset, 2, "cpu")
         assert cfg.MODEL.RETINANET.BBOX_REG_LOSS_TYPE == "smooth_l1" or cfg.MODEL.META_ARCHITECTURE != "RetinaNet"
@@ -131,6 +131,7 @@ def test_presets_keep_the_unmeasured_levers_off():
         assert cfg.ODCONNECT.FIT.INPUT_SIZE  # measured: see the README's ablation table
         assert cfg.ODCONNECT.EMA.ENABLED == (preset == "fast")
         assert cfg.ODCONNECT.SOFT_NMS_SIGMA == (0.5 if preset == "fast" else 0.0)
+        assert cfg.SOLVER.IMS_PER_BATCH == (2 if preset == "fast" else 4)  # measured on fast only
 
 
 def test_mapper_crops_and_jitters_colour():
