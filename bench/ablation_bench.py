@@ -42,6 +42,7 @@ VARIANTS: dict[str, dict] = {
     "lr02": {"SOLVER.BASE_LR": 0.02},
     "px40": {"ODCONNECT.FIT.SMALL_OBJECT_PX": 40},  # larger inputs for small objects (bccd: 480, trained 352-480)
     "batch2": {"SOLVER.IMS_PER_BATCH": 2},  # fast's batch since 2026-11-26 (the same as base now)
+    "batch1": {"SOLVER.IMS_PER_BATCH": 1},  # twice batch2's steps: give it twice base's iterations
     "batch4": {"SOLVER.IMS_PER_BATCH": 4},  # fast's batch until then: give it half base's iterations
     "atss": {"ODCONNECT.ASSIGNER": "atss"},
     "greedy": {"ODCONNECT.SOFT_NMS_SIGMA": 0.0},  # fast's greedy NMS until 2026-11-26

@@ -163,3 +163,31 @@ def test_reject_deletes_suggestions_never_approved_boxes(pool):
     r = api.post(f"{base}/{ids[2]}/regions/reject")
     assert r.status_code == 200 and r.json()["regions"] == []
     assert api.post(f"{base}/9999/regions/reject").status_code == 404
+
+
+def test_suggestions_never_repeat_an_approved_box(api):
+    """On a labeled image a suggestion over an approved box of its label is that box again: it is
+    not stored, so a bulk accept cannot box one object twice; the boxes the image misses stay."""
+    from connector.services.images import replace_suggestions
+    m = api.model("fruit", ["apple", "banana"])
+    apple, banana = (t["id"] for t in m["labels"])
+    ds = m["datasetId"]
+    image_id = api.post(f"/models/{m['id']}/datasets/{ds}/images", json={"images": [
+        {"content": b64(png_bytes(seed=7)), "regions": [box("apple")]}]}).json()["results"][0]["imageId"]
+
+    def sug(label_id, left, top=0.1, probability=0.9):
+        return {"labelId": label_id, "left": left, "top": top, "width": 0.2, "height": 0.2, "probability": probability}
+
+    view = replace_suggestions(api.app.odconnect.store, m["id"], ds, image_id, [
+        sug(apple, 0.11),               # IoU 0.9 with the approved apple: the same object
+        sug(apple, 0.15, top=0.15),     # IoU 0.39: an overlapping neighbour, kept
+        sug(banana, 0.1),               # the approved box's place, another label: kept for review
+        sug(apple, 0.6, top=0.6, probability=0.7),  # an apple the image's boxes miss
+    ])
+    got = [(r["labelName"], r["approved"], r["left"], r["top"]) for r in view["regions"]]
+    assert got == [("apple", True, 0.1, 0.1), ("apple", False, 0.15, 0.15), ("banana", False, 0.1, 0.1),
+                   ("apple", False, 0.6, 0.6)]
+    r = api.post(f"/models/{m['id']}/datasets/{ds}/suggestions/review", json={"approveAbove": 0.0})
+    assert r.json() == {"approved": 3, "rejected": 0, "images": 1}
+    check = api.get(f"/models/{m['id']}/data-check").json()
+    assert {e["name"]: e["boxes"] for e in check["labels"]} == {"apple": 3, "banana": 1}

@@ -6,7 +6,7 @@ these functions so that clipping and rounding agree everywhere.
 """
 from __future__ import annotations
 
-__all__ = ["fraction_to_pixels", "pixels_to_fraction", "clip_xyxy"]
+__all__ = ["fraction_to_pixels", "pixels_to_fraction", "clip_xyxy", "iou_xyxy", "iou_ltwh"]
 
 EPS = 1e-6
 
@@ -35,3 +35,20 @@ def pixels_to_fraction(x0: float, y0: float, x1: float, y1: float, image_width: 
            "width": min(max(x1 - x0, 0.0) / image_width, 1 - left + EPS),
            "height": min(max(y1 - y0, 0.0) / image_height, 1 - top + EPS)}
     return {k: round(v, digits) for k, v in box.items()} if digits is not None else box
+
+
+def iou_xyxy(a, b) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def iou_ltwh(a, b) -> float:
+    """IoU of two (left, top, width, height) boxes; the same in fractions as in pixels, since
+    scaling each axis scales every area alike."""
+    return iou_xyxy((a[0], a[1], a[0] + a[2], a[1] + a[3]), (b[0], b[1], b[0] + b[2], b[1] + b[3]))

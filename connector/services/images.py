@@ -12,10 +12,12 @@ from model_store.schema import Image, Label, Model, Region, utcnow
 
 from ..errors import Invalid, NotFound, OdError
 from ..imaging import CheckedImage, check_image
+from ..modeling.boxes import iou_ltwh
 from ..views import image_view
 from .catalog import get_dataset, get_model
 
 EPS = 1e-6
+SAME_OBJECT_IOU = 0.5  # a suggestion this close to an approved box of its label is that box again (COCO's match)
 
 
 @dataclass
@@ -203,14 +205,19 @@ def replace_suggestions(store: Store, model_ref, dataset_id: int, image_id: int,
 def put_suggestions(model: Model, image: Image, suggestions: list[dict]) -> int:
     """Replace the image's unapproved boxes with `suggestions`; approved boxes stay. Returns how many
     were stored. `suggestions`: {labelId, left, top, width, height, probability}, normalized; a
-    labelId of None (a label the model no longer has) is skipped."""
+    labelId of None (a label the model no longer has) is skipped, and so is a suggestion that
+    repeats an approved box (same label, IoU >= SAME_OBJECT_IOU): on a labeled image, what is
+    left to review are the objects its boxes miss, and accepting suggestions in bulk cannot box
+    an object twice."""
     labels = {t.id: t for t in model.labels}
     for region in [r for r in image.regions if not r.approved]:
         image.regions.remove(region)
+    approved = [(r.label_id, (r.left, r.top, r.width, r.height)) for r in image.regions]
     stored = 0
     for sug in suggestions:
         label = labels.get(sug["labelId"])
-        if label is None:
+        box = (sug["left"], sug["top"], sug["width"], sug["height"])
+        if label is None or any(k == label.id and iou_ltwh(box, b) >= SAME_OBJECT_IOU for k, b in approved):
             continue
         image.regions.append(Region(label_id=label.id, label=label, left=sug["left"], top=sug["top"],
                                     width=sug["width"], height=sug["height"], approved=False,

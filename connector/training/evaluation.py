@@ -38,6 +38,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from connector.modeling.boxes import iou_xyxy
 from connector.modeling.records import ImageRecord
 from connector.training.bootstrap import score_interval
 
@@ -47,17 +48,6 @@ __all__ = ["evaluate", "evaluate_detections", "predict_all", "match", "Matches",
 SCORE_THRESHOLD = 0.5  # a label's threshold when none could be chosen on validation images
 IOU_THRESHOLD = 0.5
 MAX_DETS = 100  # COCOeval's maxDets for AP: the score interval resamples the same detections
-
-
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """IoU of two (x0, y0, x1, y1) boxes."""
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _greedy_tp(gts: list[tuple], boxes: list[tuple]) -> list[bool]:
@@ -72,7 +62,7 @@ def _greedy_tp(gts: list[tuple], boxes: list[tuple]) -> list[bool]:
         best, best_iou = -1, IOU_THRESHOLD
         for i, g in enumerate(gts):
             if not used[i]:
-                iou = _iou(p, g)
+                iou = iou_xyxy(p, g)
                 if iou >= best_iou:
                     best, best_iou = i, iou
         if best >= 0:

@@ -14,7 +14,7 @@ export async function suggestDialog(model, datasetId, versions) {
     versions.filter((v) => !v.archived).reverse().map((v) =>
       h("option", { value: String(v.number) }, `Version ${v.number}${v.lastTrained ? " (last trained)" : ""}${v.published ? " (published)" : ""}`)));
   const body = h("div", { class: "form-narrow" },
-    field("Images", which, "Suggestions replace earlier suggestions on those images; boxes you drew or accepted stay."),
+    field("Images", which, "Suggestions replace earlier suggestions on those images; boxes you drew or accepted stay. On labeled images only the objects their boxes miss are suggested."),
     field("Version", version),
     field("Lowest probability", threshold, "Suggest only boxes the version is at least this sure of (0..1)."));
   return dialog("Suggest boxes", body, {
