@@ -87,6 +87,9 @@ DEFAULTS: dict[str, Any] = {
         "max_imbalance_ratio": 2.0,
         # Pictures under this many pixels on their shorter side get advice (they still train).
         "small_image_side": 256,
+        # Two boxes of one label overlapping this much (IoU) on an image are advice: one object
+        # boxed twice teaches the model to count it twice.
+        "duplicate_box_iou": 0.9,
     },
     "training": {
         # Runs queue and train one at a time per server process: detectron2 keeps training

@@ -89,3 +89,25 @@ def test_rules_come_from_config_and_dataset_filter(make_app):
     check = api.get(f"/models/{m['id']}/data-check", params={"datasetId": ev["id"]}).json()
     assert check["images"] == 0 and check["canTrain"] is False
     assert api.get(f"/models/{m['id']}/data-check", params={"datasetId": 999}).status_code == 404
+
+
+def test_a_box_repeated_on_its_object_gets_advice(api):
+    """Two boxes of one label on one object (IoU >= 0.9) are advice naming the label and how many;
+    overlapping neighbours (IoU under 0.9) and boxes of another label on the same place are not."""
+    m = api.model("fruit", ["apple", "banana"])
+
+    def r(label, left, top=0.1, width=0.2):
+        return {"labelName": label, "left": left, "top": top, "width": width, "height": 0.2}
+
+    images = [[r("apple", 0.1), r("apple", 0.101), r("apple", 0.5)],   # one repeat (IoU 0.99)
+              [r("apple", 0.1), r("apple", 0.1), r("apple", 0.1, width=0.19)],  # two repeats of one box
+              [r("apple", 0.1), r("apple", 0.12), r("banana", 0.1)],  # IoU 0.82; banana on an apple's place
+              [r("banana", 0.1), r("banana", 0.6)]]
+    r_ = api.post(f"/models/{m['id']}/datasets/{m['datasetId']}/images", json={"images": [
+        {"content": b64(png_bytes(seed=60 + i)), "regions": regions} for i, regions in enumerate(images)]})
+    assert r_.status_code == 201, r_.text
+    check = api.get(f"/models/{m['id']}/data-check").json()
+    repeated = [w for w in check["warnings"] if w["code"] == "DuplicateBoxes"]
+    assert [(w["severity"], w["label"]) for w in repeated] == [("advice", "apple")]
+    assert repeated[0]["message"].startswith("3 boxes of 'apple' in 2 images lie on another box of 'apple' (IoU >= 0.9)")
+    assert [(x["name"], x["boxes"]) for x in check["labels"]] == [("apple", 8), ("banana", 3)]

@@ -28,6 +28,8 @@ from typing import Iterable
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..modeling.boxes import iou_matrix
+
 __all__ = ["VerifyReport", "compare", "verify", "set_score_threshold"]
 
 
@@ -54,17 +56,6 @@ class VerifyReport:
                 f"{self.excused} near-ties excused")
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of XYXY boxes a (n, 4) and b (m, 4)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.nan_to_num(inter / (area_a[:, None] + area_b[None, :] - inter))
-
-
 def _boxes(dets: list) -> np.ndarray:
     return np.array([[d.x0, d.y0, d.x1, d.y1] for d in dets], np.float64).reshape(-1, 4)
 
@@ -84,7 +75,7 @@ def compare(reference: list, candidate: list, report: VerifyReport, image: str =
         cand = [i for i, d in enumerate(sides["onnxruntime"]) if d.label_index == label]
         if not ref or not cand:
             continue
-        iou = _iou(_boxes([sides["torch"][i] for i in ref]), _boxes([sides["onnxruntime"][j] for j in cand]))
+        iou = iou_matrix(_boxes([sides["torch"][i] for i in ref]), _boxes([sides["onnxruntime"][j] for j in cand]))
         dp = np.abs(np.array([sides["torch"][i].score for i in ref])[:, None]
                     - np.array([sides["onnxruntime"][j].score for j in cand])[None, :])
         ok = (iou >= min_iou) & (dp <= prob_tol)
@@ -102,7 +93,7 @@ def compare(reference: list, candidate: list, report: VerifyReport, image: str =
             if i in matched[name]:
                 continue
             rivals = [e for e in sides[other] if e.label_index == d.label_index and abs(e.score - d.score) <= tie_tol]
-            nms_tie = bool(rivals) and bool((_iou(_boxes([d]), _boxes(rivals)) > nms_iou).any())
+            nms_tie = bool(rivals) and bool((iou_matrix(_boxes([d]), _boxes(rivals)) > nms_iou).any())
             at_tail = lowest_other is not None and abs(d.score - lowest_other) <= tie_tol
             if d.score < min_score + tie_tol or at_tail or nms_tie:
                 report.excused += 1

@@ -6,7 +6,9 @@ these functions so that clipping and rounding agree everywhere.
 """
 from __future__ import annotations
 
-__all__ = ["fraction_to_pixels", "pixels_to_fraction", "clip_xyxy", "iou_xyxy", "iou_ltwh"]
+import numpy as np
+
+__all__ = ["fraction_to_pixels", "pixels_to_fraction", "clip_xyxy", "iou_xyxy", "iou_ltwh", "iou_matrix"]
 
 EPS = 1e-6
 
@@ -52,3 +54,14 @@ def iou_ltwh(a, b) -> float:
     """IoU of two (left, top, width, height) boxes; the same in fractions as in pixels, since
     scaling each axis scales every area alike."""
     return iou_xyxy((a[0], a[1], a[0] + a[2], a[1] + a[3]), (b[0], b[1], b[0] + b[2], b[1] + b[3]))
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every (x0, y0, x1, y1) box of a (n, 4) with every one of b (m, 4): (n, m)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(inter / (area_a[:, None] + area_b[None, :] - inter))

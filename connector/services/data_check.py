@@ -5,11 +5,14 @@ Rules (data_check.* settings): a label with no images, or fewer than 5, blocks t
 under 15 is advice that the score will vary, under 50 that it may be optimistic; one label
 with more than twice the images of another is advice (imbalance); pictures under 256 px on
 their shorter side are advice too (they train, scaled up, but small objects in them may be
-missed). Only approved boxes count: suggestions waiting for review are not labels yet.
+missed), and so are boxes that repeat another box of their label (IoU >= 0.9: one object boxed
+twice). Only approved boxes count: suggestions waiting for review are not labels yet.
 """
 from __future__ import annotations
 
 from collections import defaultdict
+
+import numpy as np
 
 from sqlalchemy import select
 
@@ -17,6 +20,7 @@ from model_store import Store
 from model_store.schema import Image, Region
 
 from ..errors import Invalid
+from ..modeling.boxes import iou_matrix
 from .catalog import get_dataset, get_model
 
 
@@ -30,7 +34,8 @@ def data_check(store: Store, rules: dict, model_ref, dataset_id: int | None = No
         ids = [d.id for d in datasets]
         images = s.scalars(select(Image).where(Image.dataset_id.in_(ids), Image.deleted_at.is_(None))).all()
         rows = s.execute(
-            select(Region.image_id, Region.label_id, Region.approved)
+            select(Region.image_id, Region.label_id, Region.approved, Region.left, Region.top, Region.width,
+                   Region.height)
             .join(Image, Image.id == Region.image_id)
             .where(Image.dataset_id.in_(ids), Image.deleted_at.is_(None))).all()
         small = sum(1 for i in images if min(i.width, i.height) < rules["small_image_side"])
@@ -41,17 +46,20 @@ def data_check(store: Store, rules: dict, model_ref, dataset_id: int | None = No
 
 def summarize(labels, image_ids: list[int], region_rows, rules: dict, datasets: list[dict],
               small_images: int = 0) -> dict:
-    """Pure counting: per label images/boxes (approved boxes only), then the warnings."""
+    """Pure counting: per label images/boxes (approved boxes only), then the warnings.
+    ``region_rows``: (image_id, label_id, approved, left, top, width, height)."""
     images_per_label: dict[int, set] = defaultdict(set)
     boxes_per_label: dict[int, int] = defaultdict(int)
+    boxes_of: dict[tuple[int, int], list] = defaultdict(list)
     boxed_images: set = set()
     pending = 0
-    for image_id, label_id, approved in region_rows:
+    for image_id, label_id, approved, *box in region_rows:
         if not approved:
             pending += 1
             continue
         images_per_label[label_id].add(image_id)
         boxes_per_label[label_id] += 1
+        boxes_of[image_id, label_id].append(box)
         boxed_images.add(image_id)
 
     per_label = [{"labelId": t.id, "name": t.name, "images": len(images_per_label[t.id]),
@@ -84,6 +92,14 @@ def summarize(labels, image_ids: list[int], region_rows, rules: dict, datasets: 
         warnings.append(_warn("Imbalance", "advice", least["name"],
                               f"label {most['name']!r} has {most['images']} images but {least['name']!r} only "
                               f"{least['images']}; over {rules['max_imbalance_ratio']:g}:1 the model favours the larger label"))
+    repeated = _repeated_boxes(boxes_of, rules["duplicate_box_iou"])
+    for t in labels:
+        if repeated[t.id]:
+            n, where = repeated[t.id]
+            warnings.append(_warn("DuplicateBoxes", "advice", t.name,
+                                  f"{n} boxes of {t.name!r} in {where} images lie on another box of {t.name!r} "
+                                  f"(IoU >= {rules['duplicate_box_iou']:g}): an object boxed twice is learned, "
+                                  "and counted, twice; delete one of each pair"))
     unboxed = len(set(image_ids) - boxed_images)
     if unboxed:
         warnings.append(_warn("ImagesWithoutBoxes", "advice", None,
@@ -108,6 +124,21 @@ def summarize(labels, image_ids: list[int], region_rows, rules: dict, datasets: 
         "warnings": warnings,
         "canTrain": not any(w["severity"] == "blocking" for w in warnings),
     }
+
+
+def _repeated_boxes(boxes_of: dict[tuple[int, int], list], min_iou: float) -> dict[int, tuple[int, int] | None]:
+    """label id -> (boxes lying on an earlier box of the same label and image, images with one)."""
+    found: dict[int, tuple[int, int] | None] = defaultdict(lambda: None)
+    for (_, label_id), boxes in boxes_of.items():
+        if len(boxes) < 2:
+            continue
+        ltwh = np.asarray(boxes, dtype=np.float64)
+        xyxy = np.concatenate([ltwh[:, :2], ltwh[:, :2] + ltwh[:, 2:]], axis=1)
+        n = int((np.triu(iou_matrix(xyxy, xyxy), 1) >= min_iou).any(axis=0).sum())
+        if n:
+            total, images = found[label_id] or (0, 0)
+            found[label_id] = (total + n, images + 1)
+    return found
 
 
 def _warn(code: str, severity: str, label: str | None, message: str) -> dict:
