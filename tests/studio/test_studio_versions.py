@@ -8,6 +8,7 @@ import zipfile
 
 import pytest
 
+from connector.modeling.boxes import iou_ltwh
 from tests.studio.conftest import shot
 from tests.studio.helpers import saved
 from tests.training_data import poll
@@ -45,14 +46,23 @@ def test_cancel_a_run_and_keep_a_draft(trained_server, new_page):
     assert console.problems() == []
 
 
+def _ltwh(box: dict) -> tuple:
+    return box["left"], box["top"], box["width"], box["height"]
+
+
 def test_suggestions_on_one_image_rejected_and_accepted(trained_server, new_page):
     srv, api, m = trained_server
     mid, ds = m["id"], m["datasetId"]
     image_id = api.get(f"/models/{mid}/datasets/{ds}/images").json()["items"][-1]["id"]
     path = f"/models/{mid}/datasets/{ds}/images/{image_id}"
     content = api.get(path + "/content").content
-    probs = sorted((p["probability"] for p in api.post(f"/models/{mid}/quick-test", content=content,
-                    headers={"Content-Type": "image/jpeg"}, params={"threshold": 0}).json()["predictions"]), reverse=True)
+    approved_boxes = [(r["labelName"], _ltwh(r)) for r in api.get(path).json()["regions"] if r["approved"]]
+    predictions = api.post(f"/models/{mid}/quick-test", content=content, headers={"Content-Type": "image/jpeg"},
+                           params={"threshold": 0}).json()["predictions"]
+    # a box that repeats an approved one is not suggested (services/images.put_suggestions)
+    probs = sorted((p["probability"] for p in predictions
+                    if not any(name == p["tagName"] and iou_ltwh(box, _ltwh(p["boundingBox"])) >= 0.5
+                               for name, box in approved_boxes)), reverse=True)
     assert len(probs) >= 4
     page, console = new_page(srv)
     page.goto(f"{srv.url}/studio/#{path.replace('/datasets/' + str(ds), '')}?dataset={ds}")
@@ -64,6 +74,8 @@ def test_suggestions_on_one_image_rejected_and_accepted(trained_server, new_page
     page.wait_for_selector("#surface .box.suggested rect.frame")
     pending = [r for r in api.get(path).json()["regions"] if not r["approved"]]
     assert len(pending) >= 4 and all(r["probability"] >= cut for r in pending)
+    assert not [r for r in pending for name, box in approved_boxes
+                if name == r["labelName"] and iou_ltwh(box, _ltwh(r)) >= 0.5]
     # drawn dashed, with the probability on the tag
     assert page.locator("#surface .box.suggested").count() == len(pending)
     assert "%" in page.locator("#surface .box.suggested text").first.text_content()
