@@ -106,8 +106,11 @@ def test_a_box_repeated_on_its_object_gets_advice(api):
     r_ = api.post(f"/models/{m['id']}/datasets/{m['datasetId']}/images", json={"images": [
         {"content": b64(png_bytes(seed=60 + i)), "regions": regions} for i, regions in enumerate(images)]})
     assert r_.status_code == 201, r_.text
+    ids = [x["imageId"] for x in r_.json()["results"]]
     check = api.get(f"/models/{m['id']}/data-check").json()
     repeated = [w for w in check["warnings"] if w["code"] == "DuplicateBoxes"]
     assert [(w["severity"], w["label"]) for w in repeated] == [("advice", "apple")]
     assert repeated[0]["message"].startswith("3 boxes of 'apple' in 2 images lie on another box of 'apple' (IoU >= 0.9)")
+    assert repeated[0]["images"] == [{"id": ids[0], "datasetId": m["datasetId"]}, {"id": ids[1], "datasetId": m["datasetId"]}]
+    assert all("images" not in w for w in check["warnings"] if w["code"] != "DuplicateBoxes")
     assert [(x["name"], x["boxes"]) for x in check["labels"]] == [("apple", 8), ("banana", 3)]

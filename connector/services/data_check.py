@@ -23,6 +23,8 @@ from ..errors import Invalid
 from ..modeling.boxes import iou_matrix
 from .catalog import get_dataset, get_model
 
+WARNING_IMAGES = 50  # images a warning lists, so a maker can open them (the message gives the total)
+
 
 def data_check(store: Store, rules: dict, model_ref, dataset_id: int | None = None) -> dict:
     with store.transaction() as s:
@@ -39,15 +41,16 @@ def data_check(store: Store, rules: dict, model_ref, dataset_id: int | None = No
             .join(Image, Image.id == Region.image_id)
             .where(Image.dataset_id.in_(ids), Image.deleted_at.is_(None))).all()
         small = sum(1 for i in images if min(i.width, i.height) < rules["small_image_side"])
-        return summarize(model.labels, [i.id for i in images], rows, rules,
+        return summarize(model.labels, {i.id: i.dataset_id for i in images}, rows, rules,
                          datasets=[{"id": d.id, "name": d.name, "kind": d.kind} for d in datasets],
                          small_images=small)
 
 
-def summarize(labels, image_ids: list[int], region_rows, rules: dict, datasets: list[dict],
+def summarize(labels, images: dict[int, int], region_rows, rules: dict, datasets: list[dict],
               small_images: int = 0) -> dict:
     """Pure counting: per label images/boxes (approved boxes only), then the warnings.
-    ``region_rows``: (image_id, label_id, approved, left, top, width, height)."""
+    ``images``: image id -> dataset id; ``region_rows``: (image_id, label_id, approved, left, top,
+    width, height)."""
     images_per_label: dict[int, set] = defaultdict(set)
     boxes_per_label: dict[int, int] = defaultdict(int)
     boxes_of: dict[tuple[int, int], list] = defaultdict(list)
@@ -97,10 +100,11 @@ def summarize(labels, image_ids: list[int], region_rows, rules: dict, datasets: 
         if repeated[t.id]:
             n, where = repeated[t.id]
             warnings.append(_warn("DuplicateBoxes", "advice", t.name,
-                                  f"{n} boxes of {t.name!r} in {where} images lie on another box of {t.name!r} "
+                                  f"{n} boxes of {t.name!r} in {len(where)} images lie on another box of {t.name!r} "
                                   f"(IoU >= {rules['duplicate_box_iou']:g}): an object boxed twice is learned, "
-                                  "and counted, twice; delete one of each pair"))
-    unboxed = len(set(image_ids) - boxed_images)
+                                  "and counted, twice; delete one of each pair",
+                                  images=[{"id": i, "datasetId": images[i]} for i in sorted(where)[:WARNING_IMAGES]]))
+    unboxed = len(set(images) - boxed_images)
     if unboxed:
         warnings.append(_warn("ImagesWithoutBoxes", "advice", None,
                               f"{unboxed} images have no approved boxes and do not train"))
@@ -114,7 +118,7 @@ def summarize(labels, image_ids: list[int], region_rows, rules: dict, datasets: 
                               f"{pending} suggested boxes are waiting for approval and do not train"))
     return {
         "datasets": datasets,
-        "images": len(image_ids),
+        "images": len(images),
         "imagesWithBoxes": len(boxed_images),
         "imagesWithoutBoxes": unboxed,
         "boxes": sum(boxes_per_label.values()),
@@ -126,23 +130,23 @@ def summarize(labels, image_ids: list[int], region_rows, rules: dict, datasets: 
     }
 
 
-def _repeated_boxes(boxes_of: dict[tuple[int, int], list], min_iou: float) -> dict[int, tuple[int, int] | None]:
-    """label id -> (boxes lying on an earlier box of the same label and image, images with one)."""
-    found: dict[int, tuple[int, int] | None] = defaultdict(lambda: None)
-    for (_, label_id), boxes in boxes_of.items():
+def _repeated_boxes(boxes_of: dict[tuple[int, int], list], min_iou: float) -> dict[int, tuple[int, list] | None]:
+    """label id -> (boxes lying on an earlier box of the same label and image, the images with one)."""
+    found: dict[int, tuple[int, list] | None] = defaultdict(lambda: None)
+    for (image_id, label_id), boxes in boxes_of.items():
         if len(boxes) < 2:
             continue
         ltwh = np.asarray(boxes, dtype=np.float64)
         xyxy = np.concatenate([ltwh[:, :2], ltwh[:, :2] + ltwh[:, 2:]], axis=1)
         n = int((np.triu(iou_matrix(xyxy, xyxy), 1) >= min_iou).any(axis=0).sum())
         if n:
-            total, images = found[label_id] or (0, 0)
-            found[label_id] = (total + n, images + 1)
+            total, where = found[label_id] or (0, [])
+            found[label_id] = (total + n, where + [image_id])
     return found
 
 
-def _warn(code: str, severity: str, label: str | None, message: str) -> dict:
-    return {"code": code, "severity": severity, "label": label, "message": message}
+def _warn(code: str, severity: str, label: str | None, message: str, **more) -> dict:
+    return {"code": code, "severity": severity, "label": label, "message": message, **more}
 
 
 def require_trainable(report: dict) -> None:

@@ -304,3 +304,29 @@ def test_coco_zip_import_shows_its_report(server, new_page, tmp_path):
     assert api.get(f"/models/{m['id']}/datasets/{m['datasetId']}").json()["imageCount"] == 3
     shot(page, "03b-coco-import")
     assert console.problems() == []
+
+
+def test_data_check_advice_opens_the_images_with_a_box_drawn_twice(server, new_page):
+    api = server.api()
+    m = api.model("twice", LABELS)
+    upload_shapes(api, m, 2)
+    more = api.post(f"/models/{m['id']}/datasets", json={"name": "more", "kind": "training"}).json()["id"]
+    ids = upload_shapes(api, m, 2, start=10, dataset_id=more)
+    label = LABELS[0]
+    twice = {"labelName": label, "left": 0.3, "top": 0.3, "width": 0.3, "height": 0.3}
+    for image_id in ids:  # the same box twice on both images of the second dataset
+        r = api.put(f"/models/{m['id']}/datasets/{more}/images/{image_id}/regions", json={"regions": [twice, twice]})
+        assert r.status_code == 200, r.text
+    page, console = new_page(server)
+    page.goto(f"{server.url}/studio/#/models/{m['id']}/data-check")
+    advice = page.locator("#warnings li[data-code='DuplicateBoxes']")
+    advice.wait_for()
+    assert advice.locator("p").first.inner_text().startswith(f"2 boxes of '{label}' in 2 images")
+    links = advice.locator(".warning-images a")
+    assert [links.nth(i).inner_text() for i in range(links.count())] == [f"image {i}" for i in ids]
+    shot(page, "06b-data-check-boxed-twice")
+    links.nth(1).click()
+    page.wait_for_selector("h1:text-is('Image 2 of 2')")
+    assert f"#/models/{m['id']}/images/{ids[1]}?dataset={more}" in page.url
+    assert page.locator("#surface .box").count() == 2
+    assert console.problems() == []

@@ -8,13 +8,15 @@ export function stat(label, value, extra) {
   return h("div", { class: `stat ${extra || ""}` }, h("span", { class: "stat-label" }, label), h("span", { class: "stat-value" }, value));
 }
 
-export function warningList(warnings) {
+export function warningList(warnings, modelId) {
   if (!warnings.length) return h("p", { class: "muted" }, "No warnings.");
   const order = { blocking: 0, advice: 1 };
   return h("ul", { class: "plain warnings", id: "warnings" }, [...warnings].sort((a, b) => order[a.severity] - order[b.severity]).map((w) =>
     h("li", { class: `message ${w.severity === "blocking" ? "error" : "warning"}`, dataset: { severity: w.severity, code: w.code } },
       h("strong", badge(w.severity === "blocking" ? "Blocking" : "Advice", w.severity === "blocking" ? "danger" : "warning"), " ", w.label ? w.label : ""),
-      h("p", w.message))));
+      h("p", w.message),
+      modelId && w.images && w.images.length ? h("p", { class: "warning-images" }, "Open: ", w.images.map((img, i) => [i ? ", " : "",
+        h("a", { href: `#/models/${modelId}/images/${img.id}?dataset=${img.datasetId}` }, `image ${img.id}`)])) : null)));
 }
 
 export function canTrainBanner(check, modelId) {
@@ -44,5 +46,5 @@ export async function dataCheckView(el, params, query, ctx) {
         h("tbody", check.labels.map((l) => h("tr",
           h("td", swatch(labelColor(order.get(l.name) ?? 0)), " ", l.name),
           h("td", { class: "num" }, fmt.num(l.images)), h("td", { class: "num" }, fmt.num(l.boxes))))))),
-      card("Warnings", warningList(check.warnings)))));
+      card("Warnings", warningList(check.warnings, m.id)))));
 }
