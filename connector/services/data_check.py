@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-
 from sqlalchemy import select
 
 from model_store import Store
@@ -97,7 +96,7 @@ def summarize(labels, images: dict[int, int], region_rows, rules: dict, datasets
                               f"{least['images']}; over {rules['max_imbalance_ratio']:g}:1 the model favours the larger label"))
     repeated = _repeated_boxes(boxes_of, rules["duplicate_box_iou"])
     for t in labels:
-        if repeated[t.id]:
+        if t.id in repeated:
             n, where = repeated[t.id]
             warnings.append(_warn("DuplicateBoxes", "advice", t.name,
                                   f"{n} boxes of {t.name!r} in {len(where)} images lie on another box of {t.name!r} "
@@ -130,9 +129,9 @@ def summarize(labels, images: dict[int, int], region_rows, rules: dict, datasets
     }
 
 
-def _repeated_boxes(boxes_of: dict[tuple[int, int], list], min_iou: float) -> dict[int, tuple[int, list] | None]:
+def _repeated_boxes(boxes_of: dict[tuple[int, int], list], min_iou: float) -> dict[int, tuple[int, list[int]]]:
     """label id -> (boxes lying on an earlier box of the same label and image, the images with one)."""
-    found: dict[int, tuple[int, list] | None] = defaultdict(lambda: None)
+    found: dict[int, tuple[int, list[int]]] = {}
     for (image_id, label_id), boxes in boxes_of.items():
         if len(boxes) < 2:
             continue
@@ -140,8 +139,9 @@ def _repeated_boxes(boxes_of: dict[tuple[int, int], list], min_iou: float) -> di
         xyxy = np.concatenate([ltwh[:, :2], ltwh[:, :2] + ltwh[:, 2:]], axis=1)
         n = int((np.triu(iou_matrix(xyxy, xyxy), 1) >= min_iou).any(axis=0).sum())
         if n:
-            total, where = found[label_id] or (0, [])
-            found[label_id] = (total + n, where + [image_id])
+            total, where = found.get(label_id, (0, []))
+            where.append(image_id)
+            found[label_id] = (total + n, where)
     return found
 
 
