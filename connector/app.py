@@ -8,6 +8,7 @@ import connexion
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from flask import Response, json
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from model_store import Store
 
@@ -110,6 +111,21 @@ def create_app(config: dict | None = None) -> connexion.FlaskApp:
         if headers.get("Location", "").startswith("/"):
             headers["Location"] = absolute(headers["Location"])
         return problem(exc.status, exc.title, exc.detail, headers=headers, **exc.extra)
+
+    # Two requests that pass the same check together (the same picture uploaded twice at once)
+    # meet at a unique constraint: the later one's transaction is rolled back whole, so sending
+    # it again is safe, and then it sees the other's row.
+    @flask_app.errorhandler(IntegrityError)
+    def _race(exc: IntegrityError):
+        logging.getLogger(__name__).info("concurrent write refused: %s", exc.orig)
+        return problem(409, "Conflict", "another request changed the same data at the same moment; "
+                                        "nothing of this one was stored: send it again")
+
+    @flask_app.errorhandler(OperationalError)
+    def _database_busy(exc: OperationalError):
+        logging.getLogger(__name__).warning("database unavailable: %s", exc.orig)
+        return problem(503, "Service Unavailable", "the database is busy or unreachable; nothing was stored: "
+                                                   "try again shortly", headers={"Retry-After": "2"})
 
     flask_app.register_blueprint(studio_blueprint)  # the web studio at /studio, same origin as the API
     context = _start_parts(config, store)

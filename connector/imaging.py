@@ -34,7 +34,22 @@ class CheckedImage:
         img = self.decoded if self.decoded is not None else Image.open(io.BytesIO(self.data))
         if img.getexif().get(0x0112, 1) != 1:  # exif_transpose copies even an upright picture
             img = ImageOps.exif_transpose(img)
-        return img if img.mode == "RGB" else img.convert("RGB")
+        return to_rgb(img)
+
+
+# Grey at 16 bits a channel (PNG from scientific cameras and scanners), which Pillow's RGB
+# conversion clips at 255: a picture that is almost all white.
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """The picture in 8-bit RGB (the image itself when it already is): a 16-bit grey one is
+    scaled into 0..255, not clipped."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in _SIXTEEN_BIT:
+        img = img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+    return img.convert("RGB")
 
 
 def _open_header(data: bytes, name: str) -> Image.Image:
@@ -58,7 +73,7 @@ def check_header(data: bytes, limits: dict, name: str = "image") -> Image.Image:
     if len(data) > limits["max_image_bytes"]:
         raise TooLarge(f"{name}: {len(data)} bytes is over the limit of {limits['max_image_bytes']} bytes")
     img = _open_header(data, name)
-    fmt = (img.format or "").upper()
+    fmt = image_format(img)
     if fmt not in limits["formats"]:
         raise Unsupported(f"{name}: format {fmt or 'unknown'} is not accepted; use one of {', '.join(limits['formats'])}")
     width, height = img.size
@@ -74,6 +89,13 @@ def check_header(data: bytes, limits: dict, name: str = "image") -> Image.Image:
     return img
 
 
+def image_format(img: Image.Image) -> str:
+    """The file's format as limits["formats"] names it. Many phone cameras write MPO: a JPEG
+    with more pictures after it (a depth map, a preview), read as the JPEG it starts with."""
+    fmt = (img.format or "").upper()
+    return "JPEG" if fmt == "MPO" else fmt
+
+
 def corrupt(name: str, exc: Exception) -> Invalid:
     """The error for a picture whose header is fine but whose pixels do not decode."""
     return Invalid(f"{name}: the image data is corrupt or truncated ({exc})")
@@ -87,7 +109,7 @@ def check_image(data: bytes, limits: dict, name: str = "image") -> CheckedImage:
     except Exception as exc:
         raise corrupt(name, exc) from exc
     w, h = oriented_size(img)
-    return CheckedImage(data=data, format=(img.format or "").upper(), width=w, height=h, decoded=img)
+    return CheckedImage(data=data, format=image_format(img), width=w, height=h, decoded=img)
 
 
 def oriented_size(img: Image.Image) -> tuple[int, int]:
@@ -102,4 +124,4 @@ def load_rgb(source: bytes | str | os.PathLike) -> Image.Image:
     part of odconnect sees it: first frame, EXIF-rotated, RGB."""
     with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
         img.seek(0)
-        return ImageOps.exif_transpose(img).convert("RGB")
+        return to_rgb(ImageOps.exif_transpose(img))

@@ -43,6 +43,9 @@ def explain(error: ValidationError, where: str) -> str:
     return f"{where}: {error.message}"
 
 
+TOO_DEEP = "the request body nests arrays or objects too deeply to read"
+
+
 class StrictJSONRequestBodyValidator(JSONRequestBodyValidator):
     async def _parse(self, stream: t.AsyncGenerator[bytes, None], scope) -> t.Any:
         raw = b"".join([message async for message in stream])
@@ -56,6 +59,8 @@ class StrictJSONRequestBodyValidator(JSONRequestBodyValidator):
             body = json.loads(text)
         except json.JSONDecodeError as exc:
             raise BadRequestProblem(detail=f"the request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise BadRequestProblem(detail=TOO_DEEP) from None
         if _SURROGATE_ESCAPE.search(raw):  # only then can the parsed strings hold a lone surrogate
             try:
                 json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -72,6 +77,8 @@ class StrictJSONRequestBodyValidator(JSONRequestBodyValidator):
         except ValidationError as error:
             where = ".".join(str(p) for p in error.path) or "the body"
             raise BadRequestProblem(detail=explain(error, where)) from None
+        except RecursionError:
+            raise BadRequestProblem(detail=TOO_DEEP) from None
 
 
 class StrictParameterValidator(ParameterValidator):

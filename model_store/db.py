@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +28,20 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def lock_row(session: Session, entity, row_id) -> None:
+    """Take one row's write lock before reading it, so that concurrent read-modify-writes of it
+    run one after the other instead of interleaving (two replacements of an image's boxes would
+    otherwise both survive, merged).
+
+    The no-op UPDATE is portable: on SQLite it begins the transaction and takes the database's
+    write lock (readers go on, in WAL mode); on PostgreSQL it takes the row's lock. Both last
+    until the transaction ends.
+    """
+    key = entity.__mapper__.primary_key[0]
+    session.execute(update(entity).where(key == row_id).values({key.key: key})
+                    .execution_options(synchronize_session=False))
 
 
 class Store:

@@ -147,6 +147,10 @@ def test_folder_import_stays_inside_the_import_root(make_app, tmp_path):
     assert api.post(url, json={"folder": "../"}).status_code == 400
     assert api.post(url, json={"folder": "nope"}).status_code == 404
     assert api.post(url, json={"folder": "fruit", "annotations": "../../secret.png"}).status_code == 400
+    # a NUL cannot be in a path: a 400 naming it, not the OS's error
+    for body in ({"folder": "fruit\u0000"}, {"folder": "fruit", "annotations": "coco\u0000.json"}):
+        r = api.post(url, json=body)
+        assert r.status_code == 400 and "NUL" in r.json()["detail"], r.text
 
 
 def test_folder_import_disabled_by_default(api):

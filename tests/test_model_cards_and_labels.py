@@ -104,3 +104,25 @@ def test_rename_label_and_its_conflicts(api):
         assert r.headers["content-type"].startswith("application/problem+json") and needle in r.json()["detail"]
     assert api.patch(f"/models/{other['id']}/labels/{apple['id']}", json={"name": "x"}).status_code == 404
     assert store_snapshot(api.app) == before
+
+
+def test_delete_a_label_with_its_boxes(api):
+    m = api.model("cutlery", ["fork", "Fork", "spoon"])
+    fork, typo, spoon = m["labels"]
+    url = f"/models/{m['id']}/labels"
+    box = {"left": 0.1, "top": 0.1, "width": 0.2, "height": 0.2}
+    img = upload(api, m, [1], regions=[{"labelName": "fork", **box}, {"labelName": "Fork", **box},
+                                       {"labelName": "Fork", **box, "left": 0.5}])[0]
+    r = api.delete(f"{url}/{typo['id']}")
+    assert r.status_code == 200 and r.json() == {**typo, "boxesDeleted": 2}, r.text
+    assert [t["name"] for t in api.get(url).json()] == ["fork", "spoon"]
+    regions = api.get(f"/models/{m['id']}/datasets/{m['datasetId']}/images/{img}").json()["regions"]
+    assert [r["labelName"] for r in regions] == ["fork"]
+    # the data check no longer blocks on the label that had no boxes, once it is gone too
+    assert api.delete(f"{url}/{spoon['id']}").json()["boxesDeleted"] == 0
+    assert not [w for w in api.get(f"/models/{m['id']}/data-check").json()["warnings"] if w["label"] == "spoon"]
+    before = store_snapshot(api.app)
+    for label_id, status, needle in [(fork["id"], 409, "only label"), (typo["id"], 404, "does not exist")]:
+        r = api.delete(f"{url}/{label_id}")
+        assert r.status_code == status and needle in r.json()["detail"], r.text
+    assert store_snapshot(api.app) == before

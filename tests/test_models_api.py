@@ -55,7 +55,7 @@ def test_bad_bodies_are_problems_naming_the_field(api):
     cases = [({"labels": ["a"]}, "'name' is a required property"),
              ({"name": "m", "labels": "apple"}, "is not of type 'array'"),
              ({"name": "m", "labels": ["a"], "extra": 1}, "extra"),
-             ({"name": "a/b", "labels": ["a"]}, "name: 'a/b' is not valid: a name has 1-128 characters"),
+             ({"name": "a/b", "labels": ["a"]}, "name: 'a/b' is not valid: a model name has 1-128 characters"),
              ({"name": "m", "labels": [" "]}, "labels.0: ' ' is not valid")]
     for body, needle in cases:
         r = api.post("/models", json=body)

@@ -196,6 +196,8 @@ def test_draft_resume_discard_and_consumed_by_training(tapi):
     tapi.put(url, json={"settings": {"maxIterations": 3}})
     run = poll(tapi, start(tapi, m).headers["Location"])
     assert run["status"] == "succeeded" and run["settings"]["maxIterations"] == 3
+    listed = tapi.get(f"/models/{m['id']}/runs").json()[-1]  # the list says what the run made, too
+    assert (listed["version"], listed["performanceScore"]) == (run["version"], run["performanceScore"]) != (None, None)
     assert tapi.get(url).status_code == 404  # the draft became version 1
     d = tapi.put(url, json={"settings": {}}).json()  # a new draft starts from the last trained version
     assert d["baseVersion"] == 1 and d["settings"]["maxIterations"] == 3

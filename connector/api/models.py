@@ -34,3 +34,7 @@ def add_labels(model_id, body):
 
 def rename_label(model_id, label_id, body):
     return catalog.rename_label(ctx().store, model_id, label_id, body["name"])
+
+
+def delete_label(model_id, label_id):
+    return catalog.delete_label(ctx().store, model_id, label_id)

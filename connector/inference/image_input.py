@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..imaging import to_rgb
+
 __all__ = ["ModelInput", "resized_size", "prepare", "batch_tensor", "forward_groups", "MAX_PER_PASS"]
 
 # Most pictures in one forward pass, either engine: a bound on activation memory.
@@ -92,8 +94,7 @@ def prepare(source: bytes | Image.Image | ModelInput, min_size: int, max_size: i
         img.draft("RGB", (new_h, new_w) if orientation in (5, 6, 7, 8) else (new_w, new_h))
     if orientation != 1:  # exif_transpose copies even an upright picture
         img = ImageOps.exif_transpose(img)
-    if img.mode != "RGB":
-        img = img.convert("RGB")
+    img = to_rgb(img)
     if img.size != (new_w, new_h):
         img = img.resize((new_w, new_h), Image.BILINEAR)
     return ModelInput(np.asarray(img), width, height)

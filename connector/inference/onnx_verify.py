@@ -28,6 +28,7 @@ from typing import Iterable
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..imaging import to_rgb
 from ..modeling.boxes import iou_matrix
 
 __all__ = ["VerifyReport", "compare", "verify", "set_score_threshold"]
@@ -109,7 +110,7 @@ def _upright(image: Image.Image | bytes) -> Image.Image:
     """Decoded in full (no reduced-scale JPEG decode: both engines must see the same pixels)."""
     img = Image.open(io.BytesIO(image)) if isinstance(image, (bytes, bytearray)) else image
     img = ImageOps.exif_transpose(img)
-    return img if img.mode == "RGB" else img.convert("RGB")
+    return to_rgb(img)
 
 
 def verify(torch_predictor, onnx_predictor, images: Iterable[tuple[str, Image.Image | bytes]], *,

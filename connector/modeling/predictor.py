@@ -16,6 +16,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode, get_cfg
 from detectron2.modeling import build_model
 
+from ..imaging import to_rgb
 from .detection import Detection
 from .memory_format import to_fast_layout
 from .suppression import all_candidates, floor_and_cap, soft_nms, soft_nms_sigma
@@ -123,9 +124,7 @@ class Predictor:
 
     def predict(self, image: Image.Image, min_score: float = 0.05) -> list[Detection]:
         """Detections on a PIL image (converted to RGB if needed), absolute pixel boxes."""
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        return self.predict_array(np.asarray(image), min_score)
+        return self.predict_array(np.asarray(to_rgb(image)), min_score)
 
     def warm_up(self) -> None:
         size = int(self.cfg.INPUT.MIN_SIZE_TEST)

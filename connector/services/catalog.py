@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from model_store import Store
-from model_store.schema import Dataset, Image, Label, Model, utcnow
+from model_store.schema import (ACTIVE_JOB_STATES, ACTIVE_RUN_STATES, Dataset, Image, Job, Label, Model,
+                                Region, TrainingRun, utcnow)
 
 from ..errors import Conflict, Invalid, NotFound
 from ..views import dataset_view, label_view, model_view
@@ -21,7 +22,15 @@ DATASET_KINDS = ("training", "evaluation")
 def check_name(value: str, what: str) -> str:
     value = (value or "").strip()
     if not NAME_RE.match(value):
-        raise Invalid(f"{what} must be 1-128 characters without control characters or slashes")
+        raise Invalid(f"{what} {value[:140]!r} must be 1-128 characters without control characters or slashes")
+    return value
+
+
+def check_model_name(value: str) -> str:
+    """A model name: also not only digits, which /models/{modelId} would read as an id."""
+    value = check_name(value, "model name")
+    if as_number(value) is not None:
+        raise Invalid(f"model name {value!r} is only digits, which the API reads as a model id; add a letter")
     return value
 
 
@@ -96,7 +105,7 @@ def _add_labels(session: Session, model: Model, names: list[str]) -> list[Label]
 
 
 def create_model(store: Store, name: str, labels: list[str], description: str = "") -> dict:
-    name = check_name(name, "model name")
+    name = check_model_name(name)
     with store.transaction() as s:
         if _name_taken(s, name):
             raise Conflict(f"a model named {name!r} already exists")
@@ -127,7 +136,7 @@ def update_model(store: Store, model_ref, name: str | None = None, description: 
     with store.transaction() as s:
         model = get_model(s, model_ref)
         if name is not None:
-            name = check_name(name, "model name")
+            name = check_model_name(name)
             if _name_taken(s, name, except_id=model.id):
                 raise Conflict(f"a model named {name!r} already exists")
             model.name = name
@@ -141,6 +150,14 @@ def archive_model(store: Store, model_ref) -> dict:
     """Deleting a model archives it: rows, images and versions stay on disk."""
     with store.transaction() as s:
         model = get_model(s, model_ref)
+        # An archived model's runs and jobs can no longer be watched or canceled: stop them first.
+        run = s.scalar(select(TrainingRun.id).where(TrainingRun.model_id == model.id,
+                                                    TrainingRun.status.in_(ACTIVE_RUN_STATES)))
+        job = s.scalar(select(Job.id).where(Job.model_id == model.id, Job.status.in_(ACTIVE_JOB_STATES)))
+        if run is not None or job is not None:
+            busy = f"training run {run}" if run is not None else f"job {job}"
+            raise Conflict(f"model {model.name!r} has {busy} in progress; cancel it (or let it finish), "
+                           "then archive the model")
         model.archived_at = utcnow()
         s.flush()
         return _model_views(s, [model])[0]
@@ -155,6 +172,26 @@ def add_labels(store: Store, model_ref, names: list[str]) -> list[dict]:
     with store.transaction() as s:
         model = get_model(s, model_ref)
         return [label_view(t) for t in _add_labels(s, model, names)]
+
+
+def delete_label(store: Store, model_ref, label_id: int) -> dict:
+    """Remove a label and every box of it (approved or suggested), in all the model's datasets.
+    Versions keep the labels they were trained with; a model keeps at least one label."""
+    with store.transaction() as s:
+        model = get_model(s, model_ref)
+        label = next((t for t in model.labels if t.id == label_id), None)
+        if label is None:
+            raise NotFound(f"label {label_id} does not exist in model {model.name!r}")
+        if len(model.labels) == 1:
+            raise Conflict(f"label {label.name!r} is the only label of model {model.name!r}; add another first")
+        run = s.scalar(select(TrainingRun.id).where(TrainingRun.model_id == model.id,
+                                                    TrainingRun.status.in_(ACTIVE_RUN_STATES)))
+        if run is not None:  # the run reads the boxes as it starts; a label gone mid-way is a muddle
+            raise Conflict(f"model {model.name!r} has training run {run} in progress; delete the label after it")
+        boxes = s.execute(delete(Region).where(Region.label_id == label.id)).rowcount
+        view = {**label_view(label), "boxesDeleted": boxes}
+        s.delete(label)
+        return view
 
 
 def rename_label(store: Store, model_ref, label_id: int, name: str) -> dict:

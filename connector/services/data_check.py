@@ -23,6 +23,7 @@ from ..modeling.boxes import iou_matrix
 from .catalog import get_dataset, get_model
 
 WARNING_IMAGES = 50  # images a warning lists, so a maker can open them (the message gives the total)
+PAIR_ROWS = 256  # boxes of an image compared with all its others at once (a 256 x n IoU block)
 
 
 def data_check(store: Store, rules: dict, model_ref, dataset_id: int | None = None) -> dict:
@@ -137,7 +138,12 @@ def _repeated_boxes(boxes_of: dict[tuple[int, int], list], min_iou: float) -> di
             continue
         ltwh = np.asarray(boxes, dtype=np.float64)
         xyxy = np.concatenate([ltwh[:, :2], ltwh[:, :2] + ltwh[:, 2:]], axis=1)
-        n = int((np.triu(iou_matrix(xyxy, xyxy), 1) >= min_iou).any(axis=0).sum())
+        repeated = np.zeros(len(xyxy), dtype=bool)
+        for start in range(0, len(xyxy), PAIR_ROWS):  # rows at a time: memory stays linear in the boxes
+            rows = iou_matrix(xyxy[start:start + PAIR_ROWS], xyxy) >= min_iou
+            later = np.arange(len(xyxy))[None, :] > np.arange(start, start + len(rows))[:, None]
+            repeated |= (rows & later).any(axis=0)
+        n = int(repeated.sum())
         if n:
             total, where = found.get(label_id, (0, []))
             where.append(image_id)

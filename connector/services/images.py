@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from model_store import Store
+from model_store import Store, lock_row
 from model_store.schema import Image, Label, Model, Region, utcnow
 
 from ..errors import Invalid, NotFound, OdError
@@ -53,6 +53,16 @@ def display_name(name: str | None) -> str:
     return base if base not in ("", ".", "..") else "image"
 
 
+# Boxes one image may hold (the spec's maxItems of a regions list says the same): far above the
+# densest real scenes (shelves of products, several hundred), and it keeps the work per image that
+# grows with the square of its boxes (the data check's pairs, training's anchor matching) bounded.
+MAX_BOXES_PER_IMAGE = 1000
+
+
+def too_many_boxes(n: int) -> str:
+    return f"{n} boxes is over the limit of {MAX_BOXES_PER_IMAGE} on one image"
+
+
 def _labels_by_key(model: Model) -> dict:
     keys: dict = {}
     for label in model.labels:
@@ -63,6 +73,8 @@ def _labels_by_key(model: Model) -> dict:
 
 def validate_regions(model: Model, regions: list[dict]) -> list[tuple[Label, float, float, float, float]]:
     """Normalized boxes (left, top, width, height in 0..1) with a known label, inside the image."""
+    if len(regions) > MAX_BOXES_PER_IMAGE:
+        raise Invalid(too_many_boxes(len(regions)))
     labels = _labels_by_key(model)
     out = []
     for i, r in enumerate(regions):
@@ -140,7 +152,12 @@ def _upsert_image(s: Session, store: Store, dataset_id: int, name: str, checked:
     return image, True
 
 
-def _get_image(s: Session, model_ref, dataset_id: int, image_id: int) -> tuple[Model, Image]:
+def _get_image(s: Session, model_ref, dataset_id: int, image_id: int,
+               for_update: bool = False) -> tuple[Model, Image]:
+    """The image (404 unless it is in the dataset); `for_update` takes its lock first, for a
+    read-modify-write of its boxes."""
+    if for_update:
+        lock_row(s, Image, image_id)
     model = get_model(s, model_ref)
     get_dataset(s, model, dataset_id)
     image = s.get(Image, image_id)
@@ -172,7 +189,7 @@ def set_regions(store: Store, model_ref, dataset_id: int, image_id: int, regions
     waiting for review stay, unless `keep_suggestions` is false: drawing a box while a model's
     suggestions are pending must not throw them away."""
     with store.transaction() as s:
-        model, image = _get_image(s, model_ref, dataset_id, image_id)
+        model, image = _get_image(s, model_ref, dataset_id, image_id, for_update=True)
         _replace_regions(image, validate_regions(model, regions), source="user", keep_pending=keep_suggestions)
         s.flush()
         return image_view(image)
@@ -181,7 +198,7 @@ def set_regions(store: Store, model_ref, dataset_id: int, image_id: int, regions
 def approve_regions(store: Store, model_ref, dataset_id: int, image_id: int, region_ids: list[int] | None) -> dict:
     """Accept suggested boxes (all, or the given ones) so that they train."""
     with store.transaction() as s:
-        _, image = _get_image(s, model_ref, dataset_id, image_id)
+        _, image = _get_image(s, model_ref, dataset_id, image_id, for_update=True)
         known = {r.id for r in image.regions}
         unknown = set(region_ids or []) - known
         if unknown:
@@ -196,7 +213,7 @@ def approve_regions(store: Store, model_ref, dataset_id: int, image_id: int, reg
 def replace_suggestions(store: Store, model_ref, dataset_id: int, image_id: int, suggestions: list[dict]) -> dict:
     """Store a model's boxes as unapproved suggestions; boxes a person set or approved stay."""
     with store.transaction() as s:
-        model, image = _get_image(s, model_ref, dataset_id, image_id)
+        model, image = _get_image(s, model_ref, dataset_id, image_id, for_update=True)
         put_suggestions(model, image, suggestions)
         s.flush()
         return image_view(image)

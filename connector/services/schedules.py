@@ -24,17 +24,51 @@ log = logging.getLogger("odconnect.schedule")
 
 
 def parse_cron(expr: str, with_seconds: bool = False) -> CronTrigger:
-    """Five cron fields (minute hour day month weekday), UTC; six, seconds first, when allowed."""
+    """Five cron fields (minute hour day month weekday), UTC; six, seconds first, when allowed.
+
+    The weekday is standard cron's (0 or 7 Sunday, 1 Monday, names too). APScheduler 3 counts
+    from Monday = 0, even in its ``from_crontab``, so the days are handed over by name."""
     fields = (expr or "").split()
+    shape = "five or six fields (second minute hour day month weekday)" if with_seconds else \
+        "five fields: minute hour day month weekday"
+    if len(fields) != 5 and not (with_seconds and len(fields) == 6):
+        raise Invalid(f"cron {expr!r} is not valid: it has {len(fields)} fields ({shape})")
+    second = fields.pop(0) if len(fields) == 6 else "0"
+    minute, hour, day, month, weekday = fields
     try:
-        if with_seconds and len(fields) == 6:
-            return CronTrigger(second=fields[0], minute=fields[1], hour=fields[2], day=fields[3], month=fields[4],
-                               day_of_week=fields[5], timezone="UTC")
-        return CronTrigger.from_crontab(expr, timezone="UTC")
+        return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
+                           day_of_week=cron_weekdays(weekday), timezone="UTC")
     except ValueError as exc:
-        shape = "five or six fields (second minute hour day month weekday)" if with_seconds else \
-            "five fields: minute hour day month weekday"
         raise Invalid(f"cron {expr!r} is not valid: {exc} ({shape})") from exc
+
+
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # cron's numbers 0..6 (7 is Sunday again)
+
+
+def cron_weekdays(field: str) -> str:
+    """A standard cron weekday field (``*``, ``1-5``, ``0,6``, ``*/2``, ``mon-fri``) as the days'
+    names, which APScheduler reads the same whatever its own numbering."""
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        span, _, step = part.partition("/")
+        if span == "*":
+            first, last = 0, 6
+        else:
+            first, _, last = span.partition("-")
+            first = _weekday(first)
+            last = _weekday(last) if last else (7 if step else first)
+        if step and not step.isdigit() or step == "0" or first > last:
+            raise ValueError(f"weekday {part!r} is not a day, a range of days or a step over them")
+        days.update(d % 7 for d in range(first, last + 1, int(step or 1)))
+    return "*" if len(days) == 7 else ",".join(_WEEKDAYS[d] for d in sorted(days))
+
+
+def _weekday(token: str) -> int:
+    if token.isdigit() and int(token) <= 7:
+        return int(token)
+    if token in _WEEKDAYS:
+        return _WEEKDAYS.index(token)
+    raise ValueError(f"weekday {token!r} is not 0-7 or a day's name (sun, mon, ...)")
 
 
 def next_run(cron: str, with_seconds: bool = False) -> dt.datetime | None:

@@ -72,7 +72,7 @@ def review(store: Store, model_ref, dataset_id: int, approve_above: float, rejec
 def reject_regions(store: Store, model_ref, dataset_id: int, image_id: int, region_ids: list[int] | None) -> dict:
     """Delete an image's suggestions (the given ones, or all); approved boxes cannot be rejected."""
     with store.transaction() as s:
-        _, image = images._get_image(s, model_ref, dataset_id, image_id)
+        _, image = images._get_image(s, model_ref, dataset_id, image_id, for_update=True)
         by_id = {r.id: r for r in image.regions}
         if region_ids is not None:
             unknown = sorted(set(region_ids) - set(by_id))

@@ -17,6 +17,7 @@ from PIL import Image, ImageOps
 from model_store import Store, atomic_write
 
 from ..errors import Invalid
+from ..imaging import to_rgb
 from .images import _get_image
 
 SIZES = (128, 256, 512)  # the spec's enum for GetImageThumbnail's `size`
@@ -68,4 +69,4 @@ def _on_white(img: Image.Image) -> Image.Image:
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
-    return img.convert("RGB")
+    return to_rgb(img)

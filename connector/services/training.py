@@ -415,19 +415,24 @@ def get_run(store: Store, model_ref, run_id: int) -> dict:
         run = s.get(TrainingRun, run_id)
         if run is None or run.model_id != model.id:
             raise NotFound(f"model {model.name!r} has no training run {run_id}")
-        view = run_view(run)
-        if run.version_id:
-            version = s.get(Version, run.version_id)
-            view["version"] = version.number
-            view["performanceScore"] = version.metrics.get("score")
-        return view
+        return _run_with_version(run, s.get(Version, run.version_id) if run.version_id else None)
 
 
 def list_runs(store: Store, model_ref) -> list[dict]:
     with store.transaction() as s:
         model = get_model(s, model_ref)
-        runs = s.scalars(select(TrainingRun).where(TrainingRun.model_id == model.id).order_by(TrainingRun.id))
-        return [run_view(r) for r in runs]
+        runs = s.scalars(select(TrainingRun).where(TrainingRun.model_id == model.id).order_by(TrainingRun.id)).all()
+        versions = {v.id: v for v in s.scalars(select(Version).where(Version.model_id == model.id))}
+        return [_run_with_version(r, versions.get(r.version_id)) for r in runs]
+
+
+def _run_with_version(run: TrainingRun, version: Version | None) -> dict:
+    """The run's view, with the number and score of the version it made (a succeeded run)."""
+    view = run_view(run)
+    if version is not None:
+        view["version"] = version.number
+        view["performanceScore"] = version.metrics.get("score")
+    return view
 
 
 def request_cancel(store: Store, model_ref, run_id: int) -> tuple[dict, bool]:

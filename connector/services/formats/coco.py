@@ -10,18 +10,12 @@ import json
 from pycocotools.coco import COCO
 
 from ...errors import Invalid
-from .core import Box, ExportSet, Parsed, Picture, ZipSource, one_file
+from .core import Box, ExportSet, Parsed, Picture, ZipSource, load_json, one_file
 
 
 def parse_json(raw: bytes | str | dict) -> COCO:
     """Parse and validate COCO structure; raise Invalid naming the first problem found."""
-    if isinstance(raw, dict):
-        data = raw
-    else:
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise Invalid(f"the COCO annotations are not valid JSON: {exc}") from exc
+    data = raw if isinstance(raw, dict) else load_json(raw, "the COCO annotations")
     if not isinstance(data, dict):
         raise Invalid("the COCO annotations must be a JSON object")
     for key in ("images", "annotations", "categories"):
@@ -37,13 +31,13 @@ def parse_json(raw: bytes | str | dict) -> COCO:
         if not isinstance(img.get("file_name"), str) or not img["file_name"]:
             raise Invalid(f"image {img['id']} has no file_name")
     for ann in data["annotations"]:
-        if ann.get("image_id") not in image_ids:
+        if not _is_id(ann.get("image_id")) or ann["image_id"] not in image_ids:
             raise Invalid(f"annotation {ann['id']} refers to image {ann.get('image_id')!r}, which is not in 'images'")
-        if ann.get("category_id") not in cat_ids:
+        if not _is_id(ann.get("category_id")) or ann["category_id"] not in cat_ids:
             raise Invalid(f"annotation {ann['id']} refers to category {ann.get('category_id')!r}, "
                           "which is not in 'categories'")
         bbox = ann.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
             raise Invalid(f"annotation {ann['id']}: bbox must be [x, y, width, height] numbers")
     coco = COCO()
     coco.dataset = data
@@ -51,10 +45,18 @@ def parse_json(raw: bytes | str | dict) -> COCO:
     return coco
 
 
+def _is_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _unique_ids(items: list, what: str) -> set:
     ids = set()
     for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), int) or isinstance(item.get("id"), bool):
+        if not isinstance(item, dict) or not _is_id(item.get("id")):
             raise Invalid(f"every entry of {what!r} needs an integer 'id'")
         if item["id"] in ids:
             raise Invalid(f"{what!r} has id {item['id']} twice")
@@ -71,7 +73,12 @@ def to_parsed(coco: COCO) -> Parsed:
             if ann.get("iscrowd"):
                 parsed.skip(f"annotation {ann['id']}", "crowd boxes are not used for detection training")
                 continue
-            boxes.append(Box(f"annotation {ann['id']}", cats[ann["category_id"]], *(float(v) for v in ann["bbox"])))
+            try:
+                xywh = [float(v) for v in ann["bbox"]]
+            except OverflowError:
+                parsed.skip(f"annotation {ann['id']}", "a bbox number is too large")
+                continue
+            boxes.append(Box(f"annotation {ann['id']}", cats[ann["category_id"]], *xywh))
         parsed.pictures.append(Picture(f"image {img['id']} ({img['file_name']})", (img["file_name"],), boxes,
                                        img.get("width"), img.get("height")))
     return parsed

@@ -10,9 +10,11 @@ image and box in one transaction. Structural errors (a file that is not the form
 from __future__ import annotations
 
 import io
+import json
 import math
 import posixpath
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,7 +29,7 @@ from ...errors import Invalid, NotFound, OdError, TooLarge
 from ...imaging import check_image
 from ...modeling.boxes import fraction_to_pixels, pixels_to_fraction
 from ..catalog import check_name, get_dataset, get_model
-from ..images import display_name
+from ..images import MAX_BOXES_PER_IMAGE, display_name, too_many_boxes
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
@@ -99,6 +101,21 @@ def is_image_name(path: str) -> bool:
     return path.lower().endswith(IMAGE_SUFFIXES)
 
 
+# What zipfile raises for an entry it lists but cannot give back: a bad CRC, corrupt deflate data,
+# a password, a compression method it lacks (Deflate64, which Windows writes for large files).
+UNREADABLE_ENTRY = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, EOFError)
+
+
+def load_json(raw: bytes | str, what: str):
+    """JSON text as Python values; Invalid naming `what` when it is not JSON (or nests too deep)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Invalid(f"{what} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise Invalid(f"{what} nests too deeply to read") from None
+
+
 class ZipSource:
     """Files from a zip, read in memory by name: nothing is extracted to disk.
 
@@ -113,7 +130,8 @@ class ZipSource:
             raise Invalid(f"{what} is not a valid zip: {exc}") from exc
         infos = [i for i in self.zip.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX")]
         if sum(i.file_size for i in infos) > max_bytes:
-            raise TooLarge(f"the zip unpacks to more than {max_bytes} bytes")
+            raise TooLarge(f"{what} unpacks to more than {max_bytes} bytes")
+        self.max_bytes = max_bytes
         self.max_file_bytes = max_file_bytes
         self.by_path = {norm_path(i.filename): i for i in infos}
         names = Counter(posixpath.basename(p) for p in self.by_path)
@@ -126,11 +144,17 @@ class ZipSource:
     def with_suffix(self, *suffixes: str) -> list[str]:
         return [p for p in self.paths if p.lower().endswith(suffixes)]
 
-    def read_named(self, path: str) -> bytes:
+    def read_named(self, path: str, max_bytes: int | None = None) -> bytes:
+        """The file's bytes; Invalid (naming it) when the zip cannot give them."""
         info = self.by_path[path]
-        if info.file_size > self.max_file_bytes:
-            raise TooLarge(f"{path} is over {self.max_file_bytes} bytes")
-        return self.zip.read(info)
+        limit = self.max_file_bytes if max_bytes is None else max_bytes
+        if info.file_size > limit:
+            raise TooLarge(f"{path} is over {limit} bytes")
+        try:
+            return self.zip.read(info)
+        except UNREADABLE_ENTRY as exc:
+            raise Invalid(f"{path} cannot be read from the zip ({exc.__class__.__name__}: {exc}); "
+                          "zip it again without a password, with Deflate or no compression") from exc
 
     def find(self, file_name: str) -> str | None:
         """The zip path a name refers to, or None."""
@@ -152,6 +176,8 @@ class FolderSource:
         self.max_file_bytes = max_file_bytes
 
     def __call__(self, file_name: str) -> bytes:
+        if "\0" in file_name:
+            raise FileNotFoundError(f"{file_name!r} has a NUL character, which no file name can")
         path = (self.folder / norm_path(file_name)).resolve()
         if not path.is_relative_to(self.folder):
             raise FileNotFoundError(f"{file_name} points outside the import folder")
@@ -165,6 +191,8 @@ class FolderSource:
 def resolve_import_folder(import_root: str, folder: str) -> Path:
     if not import_root:
         raise Invalid("server-side folder import is disabled; set storage.import_root")
+    if "\0" in folder:
+        raise Invalid(f"folder {folder!r} has a NUL character, which no folder name can")
     root = Path(import_root).resolve()
     path = (root / folder).resolve()
     if not path.is_relative_to(root):
@@ -182,7 +210,7 @@ def one_file(source: ZipSource, annotations: bytes | None, suffixes: tuple[str, 
     if len(found) != 1:
         raise Invalid(f"send the {what} in the 'annotations' form field, or put exactly one "
                       f"{'/'.join(suffixes)} file in the zip (found {len(found)})")
-    return source.read_named(found[0])
+    return source.read_named(found[0], max_bytes=source.max_bytes)  # annotations outgrow any image
 
 
 # --- the import -------------------------------------------------------------------------------
@@ -212,6 +240,9 @@ def import_parsed(store: Store, limits: dict, model_ref, dataset_id: int, parsed
         except OdError as exc:
             report.skip(pic.item, exc.detail)
             continue
+        if len(pic.boxes) > MAX_BOXES_PER_IMAGE:
+            report.skip(pic.item, too_many_boxes(len(pic.boxes)))
+            continue
         if pic.width and pic.height and (pic.width, pic.height) != (checked.width, checked.height):
             report.skip(pic.item, f"declared {pic.width}x{pic.height} but the file is "
                                   f"{checked.width}x{checked.height}")
@@ -235,16 +266,19 @@ def import_parsed(store: Store, limits: dict, model_ref, dataset_id: int, parsed
 
         for pic, checked in accepted:
             sha = store.blobs.put(checked.data)
-            existing = s.scalar(select(Image).where(Image.dataset_id == ds.id, Image.sha256 == sha,
-                                                    Image.deleted_at.is_(None)))
-            if existing is not None:
+            image = s.scalar(select(Image).where(Image.dataset_id == ds.id, Image.sha256 == sha))
+            if image is not None and image.deleted_at is None:
                 report.duplicates += 1
-                report.skip(pic.item, f"already in the dataset as image {existing.id}")
+                report.skip(pic.item, f"already in the dataset as image {image.id}")
                 continue
-            image = Image(dataset_id=ds.id, sha256=sha, name=display_name(pic.names[0]),
-                          format=checked.format, width=checked.width, height=checked.height,
-                          size_bytes=len(checked.data))
-            s.add(image)
+            if image is not None:  # deleted before: it comes back, with the file's boxes only
+                image.deleted_at = None
+                image.regions.clear()
+            else:
+                image = Image(dataset_id=ds.id, sha256=sha, name=display_name(pic.names[0]),
+                              format=checked.format, width=checked.width, height=checked.height,
+                              size_bytes=len(checked.data))
+                s.add(image)
             for box in pic.boxes:
                 region = _region(box, checked.width, checked.height, report)
                 if region is None:

@@ -7,19 +7,21 @@ JSON has one, then by the file name of its `originalImageUri`, then as `<id>.<ex
 """
 from __future__ import annotations
 
-import json
 import posixpath
 from urllib.parse import unquote, urlsplit
 
 from ...errors import Invalid
-from .core import IMAGE_SUFFIXES, Box, Parsed, Picture, ZipSource, one_file
+from .core import IMAGE_SUFFIXES, Box, Parsed, Picture, ZipSource, load_json, one_file
 
 
 def _names(img: dict) -> tuple[str, ...]:
     names = [img.get(k) for k in ("fileName", "name")]
     uri = img.get("originalImageUri")
     if isinstance(uri, str) and uri:
-        names.append(posixpath.basename(unquote(urlsplit(uri).path)))
+        try:
+            names.append(posixpath.basename(unquote(urlsplit(uri).path)))
+        except ValueError:  # not a URL after all (e.g. "https://[abc/a.jpg"): its file name may still be
+            names.append(posixpath.basename(uri))
     image_id = img.get("id", img.get("imageId"))
     if image_id not in (None, ""):
         names += [f"{image_id}{suffix}" for suffix in IMAGE_SUFFIXES] + [str(image_id)]
@@ -28,10 +30,7 @@ def _names(img: dict) -> tuple[str, ...]:
 
 def parse(source: ZipSource, annotations: bytes | None) -> Parsed:
     raw = one_file(source, annotations, (".json",), "Custom Vision images JSON")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Invalid(f"the Custom Vision JSON is not valid JSON: {exc}") from exc
+    doc = load_json(raw, "the Custom Vision JSON")
     tags = {}
     if isinstance(doc, dict):
         if not isinstance(doc.get("tags") or [], list):
@@ -71,7 +70,7 @@ def _add_box(region, item: str, tags: dict, pic: Picture, parsed: Parsed) -> Non
         return
     try:
         x, y, w, h = (float(region[k]) for k in ("left", "top", "width", "height"))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         parsed.skip(item, "left, top, width and height must be numbers (fractions of the image)")
         return
     name = name.strip()

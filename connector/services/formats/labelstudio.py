@@ -9,13 +9,12 @@ Label Studio's prefix are looked for in the zip.
 """
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ...errors import Invalid
-from .core import Box, Parsed, Picture, ZipSource, is_image_name, one_file
+from .core import Box, Parsed, Picture, ZipSource, is_image_name, load_json, one_file
 
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(.+)$")
 
@@ -27,11 +26,23 @@ def _image_ref(data) -> str | None:
     if isinstance(data.get("image"), str) and data["image"]:
         return data["image"]
     return next((v for v in data.values()
-                 if isinstance(v, str) and (is_image_name(v) or is_image_name(urlsplit(v).path))), None)
+                 if isinstance(v, str) and (is_image_name(v) or is_image_name(_url_path(v)))), None)
+
+
+def _url_path(ref: str) -> str:
+    """The path of a URL (or the text itself when it does not split as one, e.g. "http://[::1/a.jpg")."""
+    try:
+        return urlsplit(ref).path
+    except ValueError:
+        return ref
 
 
 def _names(ref: str) -> tuple[str, ...]:
-    parts = urlsplit(ref)
+    try:
+        parts = urlsplit(ref)
+    except ValueError:  # not a URL after all ("http://[::1/a.jpg"): its file name may still be found
+        base = posixpath.basename(ref.replace("\\", "/"))
+        return (base,) if base else ()
     local = parse_qs(parts.query).get("d")  # /data/local-files/?d=folder/a.jpg
     path = unquote(local[0] if local else parts.path)
     base = posixpath.basename(path.replace("\\", "/"))
@@ -62,10 +73,7 @@ def _results(task: dict, item: str, parsed: Parsed) -> list:
 
 def parse(source: ZipSource, annotations: bytes | None) -> Parsed:
     raw = one_file(source, annotations, (".json",), "Label Studio JSON export")
-    try:
-        tasks = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Invalid(f"the Label Studio export is not valid JSON: {exc}") from exc
+    tasks = load_json(raw, "the Label Studio export")
     if not isinstance(tasks, list):
         raise Invalid("the Label Studio export must be a JSON list of tasks (export as JSON or JSON-MIN)")
     parsed = Parsed(labels=[], pictures=[])
@@ -78,6 +86,9 @@ def parse(source: ZipSource, annotations: bytes | None) -> Parsed:
             parsed.skip(item, "the task names no image")
             continue
         names = _names(ref)
+        if not names:
+            parsed.skip(item, f"the task's image {ref!r} has no file name")
+            continue
         pic = Picture(f"{item} ({names[-1]})", names)
         for k, result in enumerate(_results(task, item, parsed), start=1):
             _add_box(result, f"{item} box {k}", pic, parsed)
@@ -103,7 +114,7 @@ def _add_box(result, item: str, pic: Picture, parsed: Parsed) -> None:
         return
     try:
         x, y, w, h = (float(value[k]) / 100 for k in ("x", "y", "width", "height"))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         parsed.skip(item, "x, y, width and height must be numbers (percent of the image)")
         return
     for name in labels:  # a rectangle with two labels is one box per label

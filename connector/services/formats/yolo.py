@@ -18,30 +18,36 @@ from .core import IMAGE_SUFFIXES, Box, ExportSet, Parsed, Picture, ZipSource, st
 NAME_FILES = ("data.yaml", "data.yml", "obj.names", "classes.txt")  # first found wins, in this order
 
 
-def _names_from(data: bytes, what: str) -> list[str]:
-    """Class names from a data.yaml (`names` as a list or {index: name}) or a one-name-a-line file."""
+def _names_from(data: bytes, what: str) -> dict[int, str]:
+    """Class number -> name, from a data.yaml (`names` as a list or {number: name}) or a
+    one-name-a-line file. A mapping keeps its numbers: `{0: cat, 2: dog}` has no class 1."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise Invalid(f"{what} is not UTF-8 text") from exc
     try:
         doc = yaml.safe_load(text)
-    except yaml.YAMLError:
-        doc = None
+    except (yaml.YAMLError, RecursionError) as exc:
+        if what.lower().endswith((".yaml", ".yml")):
+            raise Invalid(f"{what} is not valid YAML: {str(exc).splitlines()[0] if str(exc) else 'nested too deeply'}") from None
+        doc = None  # obj.names, classes.txt: one name a line, whatever YAML makes of it
     if isinstance(doc, dict) and "names" in doc:
         names = doc["names"]
-        if isinstance(names, dict):
-            try:
-                names = [names[k] for k in sorted(names, key=int)]
-            except (TypeError, ValueError):
-                raise Invalid(f"{what}: the keys of 'names' must be class numbers") from None
-        if not isinstance(names, list) or not all(isinstance(n, (str, int)) for n in names):
-            raise Invalid(f"{what}: 'names' must be a list of class names")
-        return [str(n).strip() for n in names]
-    return [line.strip() for line in text.splitlines() if line.strip()]
+        if isinstance(names, list):
+            names = dict(enumerate(names))
+        if not isinstance(names, dict):
+            raise Invalid(f"{what}: 'names' must be a list of class names or a mapping of class numbers to names")
+        try:
+            names = {int(k): n for k, n in names.items()}
+        except (TypeError, ValueError):
+            raise Invalid(f"{what}: the keys of 'names' must be class numbers") from None
+        if not all(isinstance(n, (str, int)) and not isinstance(n, bool) for n in names.values()):
+            raise Invalid(f"{what}: every class name in 'names' must be text")
+        return {k: str(names[k]).strip() for k in sorted(names)}
+    return dict(enumerate(line.strip() for line in text.splitlines() if line.strip()))
 
 
-def _class_names(source: ZipSource, annotations: bytes | None) -> tuple[list[str], str]:
+def _class_names(source: ZipSource, annotations: bytes | None) -> tuple[dict[int, str], str]:
     if annotations is not None:
         return _names_from(annotations, "the annotations file"), "the annotations file"
     for wanted in NAME_FILES:
@@ -69,7 +75,7 @@ def parse(source: ZipSource, annotations: bytes | None) -> Parsed:
     names, names_file = _class_names(source, annotations)
     if not names:
         raise Invalid(f"{names_file} lists no class names")
-    parsed = Parsed(labels=list(dict.fromkeys(names)), pictures=[])
+    parsed = Parsed(labels=list(dict.fromkeys(names.values())), pictures=[])
     texts = {p for p in source.with_suffix(".txt") if posixpath.basename(p).lower() not in NAME_FILES}
     used = set()
     for image_path in source.with_suffix(*IMAGE_SUFFIXES):
@@ -84,7 +90,7 @@ def parse(source: ZipSource, annotations: bytes | None) -> Parsed:
     return parsed
 
 
-def _read_boxes(data: bytes, label_file: str, names: list[str], pic: Picture, parsed: Parsed) -> None:
+def _read_boxes(data: bytes, label_file: str, names: dict[int, str], pic: Picture, parsed: Parsed) -> None:
     for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
         fields = line.split()
         if not fields:
@@ -97,13 +103,18 @@ def _read_boxes(data: bytes, label_file: str, names: list[str], pic: Picture, pa
         try:
             index = int(fields[0])
             cx, cy, w, h = (float(v) for v in fields[1:])
-        except ValueError:
+        except (ValueError, OverflowError):
             parsed.skip(item, "expected an integer class and four numbers")
             continue
-        if not 0 <= index < len(names):
-            parsed.skip(item, f"class {index} is not in the class names (0..{len(names) - 1})")
+        if index not in names:
+            parsed.skip(item, f"class {index} is not in the class names ({_numbers(names)})")
             continue
         pic.boxes.append(Box(item, names[index], cx - w / 2, cy - h / 2, w, h, fraction=True))
+
+
+def _numbers(names: dict[int, str]) -> str:
+    keys = sorted(names)
+    return f"0..{keys[-1]}" if keys == list(range(len(keys))) else ", ".join(map(str, keys))
 
 
 def write(export: ExportSet) -> tuple[dict, dict]:
