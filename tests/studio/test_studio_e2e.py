@@ -141,11 +141,28 @@ def test_from_nothing_to_a_published_model(tiny_server, new_page):
     flow = page.inner_text("#qt-json")
     assert f'"totalCount": {len(kept)}' in flow
     shot(page, "11-quick-test")
+    # a file that is no image: a plain error, and nothing of the photo before stays beside it
+    page.locator("#qt-file").set_input_files({"name": "notes.txt", "mimeType": "text/plain", "buffer": b"shopping list"})
+    page.wait_for_selector("#qt-status:has-text('notes.txt is not an image the service reads: ')")
+    assert page.inner_text("#qt-counts") == "" and page.inner_text("#qt-json") == ""
+    assert page.locator("#qt-stage").is_hidden() and page.locator("#qt-boxes g.det").count() == 0
 
     # suggestions for the dataset, then accept those above a probability in one go
     page.click("nav.sidenav >> text=Images")
     page.click("#suggest-button")
     page.select_option("#suggest-images", "all")
+    # an empty "Lowest probability" is each label's own threshold: the request leaves it out (not 0)
+    sent = []
+
+    def hold(route):
+        sent.append(route.request.post_data_json)
+        route.fulfill(status=400, content_type="application/problem+json", body='{"title": "held", "detail": "held by the test"}')
+    page.route("**/datasets/*/suggest", hold)
+    page.locator("#suggest-threshold").fill("")
+    page.get_by_role("dialog").get_by_role("button", name="Start").click()
+    page.get_by_role("dialog").locator(".form-error:text('held by the test')").wait_for()
+    page.unroute("**/datasets/*/suggest", hold)
+    assert sent == [{"images": "all", "version": sent[0]["version"]}]
     # a threshold that leaves a few suggestions per image (the tiny model is unsure of everything)
     page.locator("#suggest-threshold").fill(str(round(sorted(p["probability"] for p in expected)[-6], 4)))
     page.get_by_role("dialog").get_by_role("button", name="Start").click()

@@ -106,6 +106,22 @@ def test_sign_in_keeps_the_key_out_of_urls_and_a_401_shows_a_clear_page(server, 
     shot(page, "02-unauthorized")
     sign_in(page, server)
     assert page.url.endswith("#/models")
+    # from a deep link: the sign-in page leaves no history entry, so Back neither shows it nor signs out
+    page.evaluate("sessionStorage.clear()")
+    page.goto(server.url + "/studio/#/connector")
+    page.get_by_role("textbox", name="API key").fill(KEY)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_selector("h1:text-is('Connector')")
+    page.go_back()
+    page.wait_for_function("() => location.hash === '#/models'")
+    page.wait_for_selector("h1:text-is('Models')")
+    page.go_forward()
+    page.wait_for_selector("h1:text-is('Connector')")
+    assert page.evaluate("sessionStorage.getItem('odconnect.apiKey')") == KEY
+    # a signed-in tab sent to the sign-in page goes on to the models, still signed in
+    page.goto(server.url + "/studio/#/signin")
+    page.wait_for_selector("h1:text-is('Models')")
+    assert page.url.endswith("#/models") and page.evaluate("sessionStorage.getItem('odconnect.apiKey')") == KEY
 
 
 def test_keyboard_labeling(server, new_page):
@@ -181,6 +197,16 @@ def test_keyboard_labeling(server, new_page):
     page.keyboard.press("ArrowRight")
     page.wait_for_selector("h1:text-is('Image 2 of 3')")
     assert f"/images/{ids[1]}" in page.url
+    # a box drawn right before a reload is kept: its save, still waiting out its delay, goes as the page hides
+    draw_box(page, shapes_image(1)[1][0])
+    page.reload()
+    page.wait_for_selector("h1:text-is('Image 2 of 3')")
+    for _ in range(50):
+        if approved(api, m["id"], ds, ids[1]):
+            break
+        page.wait_for_timeout(100)
+    assert len(approved(api, m["id"], ds, ids[1])) == 1
+    page.wait_for_selector("#surface .box")
     page.keyboard.press("ArrowRight")
     page.wait_for_selector("h1:text-is('Image 3 of 3')")
     assert page.locator("#next-image").is_disabled()
@@ -191,6 +217,10 @@ def test_keyboard_labeling(server, new_page):
     page.keyboard.press("ArrowLeft")
     page.wait_for_selector("h1:text-is('Image 1 of 3')")
     page.wait_for_function("() => document.querySelectorAll('#surface .box').length === 2")
+    # a deep link to an image that is not there is the "Not found" page, not an empty labeler
+    page.goto(f"{server.url}/studio/#/models/{m['id']}/images/99999")
+    page.wait_for_selector("main .message.error strong:text-is('Not found')")
+    assert page.locator("#next-image, #surface").count() == 0
     assert console.problems() == []
 
 
@@ -235,6 +265,27 @@ def test_grid_pages_lazily_through_thumbnails_only(server, new_page):
     page.select_option("#filter-state", "labeled")
     page.wait_for_selector("text=No image matches these filters.")
     assert "state=labeled" in page.url
+    # the labeler walks "Unlabeled" without skipping: the images labeled on the way leave the filter,
+    # and the next page is read after the last image still listed, not at its old offset
+    ds = m["datasetId"]
+    ids = [i["id"] for i in api.get(f"/models/{m['id']}/datasets/{ds}/images", params={"pageSize": 256}).json()["items"]]
+    page.goto(f"{server.url}/studio/#/models/{m['id']}/images/{ids[58]}?dataset={ds}&state=unlabeled&i=58")
+    page.wait_for_selector("#image-position:text-is('59 / 130')")
+    box = {"labelName": LABELS[0], "left": 0.1, "top": 0.1, "width": 0.3, "height": 0.3}
+    for image_id in ids[:2]:  # labeled earlier on the walk
+        r = api.put(f"/models/{m['id']}/datasets/{ds}/images/{image_id}/regions", json={"regions": [box]})
+        assert r.status_code == 200, r.text
+    page.keyboard.press("1")
+    with saved(page):
+        draw_box(page, box)
+    page.keyboard.press("ArrowRight")
+    page.wait_for_selector("#image-position:text-is('60 / 130')")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_selector("#image-position:text-is('61 / 130')")
+    assert f"/images/{ids[60]}?" in page.url
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_selector("#image-position:text-is('60 / 130')")
+    assert f"/images/{ids[59]}?" in page.url
     assert console.problems() == []
 
 
@@ -257,6 +308,12 @@ def test_models_create_rename_and_labels(server, new_page):
     page.get_by_role("button", name="Add", exact=True).click()
     page.wait_for_selector("input[aria-label='Name of label scissors']")
     assert [l["name"] for l in api.get(f"/models/{model['id']}/labels").json()] == ["fork", "spoon", "scissors"]
+    # a label added by mistake goes, with its boxes, after a confirmation
+    page.get_by_role("button", name="Delete label scissors").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    page.wait_for_selector("text=Deleted scissors and its 0 boxes.")
+    page.wait_for_selector("input[aria-label='Name of label scissors']", state="detached")  # the page re-read
+    assert [l["name"] for l in api.get(f"/models/{model['id']}/labels").json()] == ["fork", "spoon"]
     page.get_by_label("Name", exact=True).fill("silverware")
     page.get_by_role("button", name="Save").click()
     page.wait_for_selector(".sidenav-model strong:text-is('silverware')")

@@ -34,6 +34,14 @@ def test_cancel_a_run_and_keep_a_draft(trained_server, new_page):
     runs = api.get(f"/models/{m['id']}/runs").json()
     assert runs[-1]["status"] == "canceled"
     assert page.locator("#runs tbody tr").first.locator(".badge").inner_text() == "canceled"
+    # a run that made a version names it, linked to its performance, with its score
+    done = next(r for r in runs if r["status"] == "succeeded")
+    version = next(v for v in api.get(f"/models/{m['id']}/versions").json() if v["id"] == done["versionId"])
+    row = page.locator("#runs tbody tr").filter(has=page.locator(f"td:first-child:text-is('{done['id']}')"))
+    link = row.locator(f"a[href='#/models/{m['id']}/performance?a={version['number']}']")
+    assert link.inner_text() == f"v{version['number']}"
+    score = version["performanceScore"]
+    assert row.locator("td").last.inner_text() == ("–" if score is None else f"{score:.1f}")
     shot(page, "07b-train-canceled")
     # the draft is still there (only a run that succeeds consumes it); it can be discarded
     page.click("nav.sidenav >> text=Versions")
@@ -82,13 +90,27 @@ def test_suggestions_on_one_image_rejected_and_accepted(trained_server, new_page
     dash = page.eval_on_selector("#surface .box.suggested rect.frame", "el => getComputedStyle(el).strokeDasharray")
     assert dash not in ("", "none")
     shot(page, "05c-labeling-suggested")
+    # an undoable step first: an approved box nudged
+    page.locator("#box-list li[data-suggested='false']").first.locator("button").first.click()
+    with saved(page):
+        page.keyboard.press("Shift+ArrowRight")
+    nudged = sorted(_ltwh(r) for r in api.get(path).json()["regions"] if r["approved"])
     with saved(page):
         page.locator("#box-list li[data-suggested='true']").first.get_by_role("button", name="Reject").click()
     assert len([r for r in api.get(path).json()["regions"] if not r["approved"]]) == len(pending) - 1
+    # the API cannot bring a rejected or accepted suggestion back: Ctrl+Z then undoes nothing (not the nudge)
+    page.keyboard.press("Control+z")
+    page.wait_for_selector("#announcer:text('cannot be undone')")
+    assert sorted(_ltwh(r) for r in api.get(path).json()["regions"] if r["approved"]) == nudged
     with saved(page):
         page.click("#accept-all")
     regions = api.get(path).json()["regions"]
     assert all(r["approved"] for r in regions) and len(regions) == approved_before + len(pending) - 1
+    page.evaluate("document.getElementById('announcer').textContent = ''")
+    page.keyboard.press("Control+z")  # would delete the accepted boxes on the server
+    page.wait_for_selector("#announcer:text('cannot be undone')")
+    page.wait_for_timeout(400)
+    assert api.get(path).json()["regions"] == regions
     assert console.problems() == []
 
 
@@ -159,6 +181,15 @@ def test_schedule_and_connector(trained_server, new_page):
     page.click("#save-schedule")
     page.wait_for_selector(".toast.error:has-text('not valid')")
     assert api.get(f"/models/{m['id']}/schedule").json()["cron"] == "0 3 * * 1"  # a bad cron changes nothing
+    # error toasts: at most 3 on screen (the oldest makes way), and each goes by itself after a while
+    page.clock.install()
+    for n in range(2, 5):
+        page.fill("#cron", f"every {n} days")
+        page.click("#save-schedule")
+        page.wait_for_selector(f".toast.error:has-text('every {n} days')")
+    assert page.locator(".toast").count() == 3 and page.locator(".toast:has-text(\"'every day'\")").count() == 0
+    page.clock.fast_forward(9000)
+    page.wait_for_function("() => !document.querySelector('.toast')")
     page.click("#delete-schedule")
     page.get_by_role("dialog").get_by_role("button", name="Delete").click()
     page.wait_for_selector("#schedule-state:text('No schedule')")

@@ -52,7 +52,7 @@ async function problem(response) {
 }
 
 // fetch + the key; throws ApiError for any status >= 400.
-export async function send(method, path, { json, body, query, accept, signal, contentType } = {}) {
+export async function send(method, path, { json, body, query, accept, signal, contentType, keepalive = false } = {}) {
   const h = headers(accept ? { Accept: accept } : {});
   if (json !== undefined) {
     h["Content-Type"] = "application/json";
@@ -60,8 +60,10 @@ export async function send(method, path, { json, body, query, accept, signal, co
   } else if (contentType) {
     h["Content-Type"] = contentType;
   }
+  // keepalive (the request outlives the page) only for small bodies: browsers refuse it past 64 KiB
+  keepalive = keepalive && (body === undefined || (typeof body === "string" && body.length < 60000));
   const response = await fetch(url(path, query), {
-    method, body, headers: h, signal, credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer",
+    method, body, headers: h, signal, keepalive, credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer",
   });
   if (response.status === 401) {
     clearKey();

@@ -28,7 +28,8 @@ const main = document.getElementById("main");
 
 api.handleUnauthorized(() => {
   const { path } = parse(location.hash);
-  if (path !== "/signin") go("/signin", { reason: "401", back: location.hash.slice(1) });
+  // in place of the page that failed: signing in again brings it back, with no sign-in page behind it
+  if (path !== "/signin") go("/signin", { reason: "401", back: location.hash.slice(1) }, { replace: true });
 });
 
 afterRoute(async (r, params, query, token) => {

@@ -9,18 +9,24 @@ import { toast, toastError } from "./toast.js";
 export async function suggestDialog(model, datasetId, versions) {
   const which = h("select", { id: "suggest-images" },
     h("option", { value: "unlabeled" }, "Unlabeled images"), h("option", { value: "all" }, "All images"));
-  const threshold = h("input", { type: "number", id: "suggest-threshold", min: 0, max: 1, step: "any", value: "0.3" });
+  const threshold = h("input", { type: "number", id: "suggest-threshold", min: 0, max: 1, step: "any", value: "0.3",
+    placeholder: "each label's own" });
   const version = h("select", { id: "suggest-version" },
     versions.filter((v) => !v.archived).reverse().map((v) =>
       h("option", { value: String(v.number) }, `Version ${v.number}${v.lastTrained ? " (last trained)" : ""}${v.published ? " (published)" : ""}`)));
   const body = h("div", { class: "form-narrow" },
     field("Images", which, "Suggestions replace earlier suggestions on those images; boxes you drew or accepted stay. On labeled images only the objects their boxes miss are suggested."),
     field("Version", version),
-    field("Lowest probability", threshold, "Suggest only boxes the version is at least this sure of (0..1)."));
+    field("Lowest probability", threshold,
+      "Suggest only boxes the version is at least this sure of (0..1). Empty: each label's own threshold, chosen when the version was trained."));
   return dialog("Suggest boxes", body, {
     submitText: "Start",
-    submit: () => api.start(`${api.paths.dataset(model.id, datasetId)}/suggest`,
-      { images: which.value, threshold: Number(threshold.value), version: version.value }),
+    submit: () => {
+      const request = { images: which.value, version: version.value };
+      // an empty field is no threshold at all (the API then uses each label's), never 0
+      if (threshold.value.trim() !== "") request.threshold = Number(threshold.value);
+      return api.start(`${api.paths.dataset(model.id, datasetId)}/suggest`, request);
+    },
   });
 }
 

@@ -1,15 +1,20 @@
 // Short messages in a live region: screen readers hear them, and they go away by themselves
-// (errors stay until dismissed).
+// (errors stay longer, and each can be dismissed sooner). At most a few are on screen: a burst
+// of failures must not cover the page, so the oldest makes way.
 import { h } from "./dom.js";
 
-export function toast(message, kind = "info", { timeout = 5000 } = {}) {
+const MAX_SHOWN = 3;
+const ERROR_TIMEOUT = 8000;
+
+export function toast(message, kind = "info", { timeout = kind === "error" ? ERROR_TIMEOUT : 5000 } = {}) {
   const region = document.getElementById("toasts");
   const close = h("button", { type: "button", class: "toast-close", "aria-label": "Dismiss" }, "×");
   const el = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status" },
     h("span", message), close);
   close.addEventListener("click", () => el.remove());
   region.append(el);
-  if (kind !== "error") setTimeout(() => el.remove(), timeout);
+  while (region.children.length > MAX_SHOWN) region.firstElementChild.remove();
+  setTimeout(() => el.remove(), timeout);
   return el;
 }
 

@@ -1,7 +1,9 @@
 // The boxes of one image, in fractions of the image (0..1, as the API keeps them), with undo.
 // Approved boxes are the maker's own: every change to them is a snapshot Ctrl+Z can return to.
 // Suggestions come from a trained version and are accepted or rejected, never edited in place:
-// editing one accepts it first.
+// editing one accepts it first. The API cannot turn an accepted box back into a suggestion nor
+// bring a rejected one back, so accepting or rejecting clears the undo history: undoing a step
+// from before it would put back approved boxes without those, and delete them on the server.
 export const MIN_SIZE = 0.004; // a box smaller than this (fraction of a side) is a click, not a box
 
 let seq = 0;
@@ -68,6 +70,7 @@ export class BoxSet extends EventTarget {
     this.suggestions = regions.filter((r) => !r.approved).map((r) => ({ ...pick(r), id: r.id, probability: r.probability, key: key() }));
     this.selected = null;
     this.undoStack = [];
+    this.sealed = false; // the history was cleared by an accept or a reject
     this.emit("reset");
   }
 
@@ -96,6 +99,11 @@ export class BoxSet extends EventTarget {
   select(k) {
     this.selected = k;
     this.emit("select");
+  }
+
+  seal() {
+    this.undoStack = [];
+    this.sealed = true;
   }
 
   snapshot() {
@@ -139,7 +147,7 @@ export class BoxSet extends EventTarget {
     const s = this.suggestions.find((x) => x.key === k);
     if (!s) return null;
     this.suggestions = this.suggestions.filter((x) => x.key !== k);
-    this.snapshot();
+    this.seal();
     this.boxes = [...this.boxes, { ...clampBox(pick(s)), key: s.key, acceptedFrom: s.id }];
     this.emit("accept", { ids: [s.id] });
     this.emit("change-local");
@@ -149,7 +157,7 @@ export class BoxSet extends EventTarget {
   acceptAll() {
     if (!this.suggestions.length) return [];
     const ids = this.suggestions.map((s) => s.id);
-    this.snapshot();
+    this.seal();
     this.boxes = [...this.boxes, ...this.suggestions.map((s) => ({ ...clampBox(pick(s)), key: s.key, acceptedFrom: s.id }))];
     this.suggestions = [];
     this.emit("accept", { ids });
@@ -161,6 +169,7 @@ export class BoxSet extends EventTarget {
     const s = this.suggestions.find((x) => x.key === k);
     if (!s) return;
     this.suggestions = this.suggestions.filter((x) => x.key !== k);
+    this.seal();
     if (this.selected === k) this.selected = null;
     this.emit("reject", { ids: [s.id] });
     this.emit("change-local");
@@ -170,6 +179,7 @@ export class BoxSet extends EventTarget {
     if (!this.suggestions.length) return;
     const ids = this.suggestions.map((s) => s.id);
     this.suggestions = [];
+    this.seal();
     this.selected = null;
     this.emit("reject", { ids });
     this.emit("change-local");

@@ -1,7 +1,10 @@
 // Saves one image's boxes through the API, one request at a time, and says where it stands
 // (saving…, saved, not saved). Approved boxes go whole with PUT regions; accepting or rejecting
-// suggestions uses their own calls so that the other suggestions stay on the server.
+// suggestions uses their own calls so that the other suggestions stay on the server. Every save
+// is a keepalive request: one under way when the page goes away still reaches the server.
 import * as api from "../api.js";
+
+const KEEP = { keepalive: true };
 
 export class Saver extends EventTarget {
   constructor(modelId, datasetId, imageId, boxes) {
@@ -59,7 +62,7 @@ export class Saver extends EventTarget {
           const ids = this.approve;
           this.approve = null;
           try {
-            image = await api.post(`${this.path}/regions/approve`, { regionIds: [...ids] });
+            image = await api.post(`${this.path}/regions/approve`, { regionIds: [...ids] }, KEEP);
           } catch (err) {
             // a suggestion the server no longer has: the accepted box is saved whole instead
             if (err.status !== 400) throw err;
@@ -69,7 +72,7 @@ export class Saver extends EventTarget {
         if (this.reject) {
           const ids = this.reject;
           this.reject = null;
-          image = await api.post(`${this.path}/regions/reject`, { regionIds: [...ids] });
+          image = await api.post(`${this.path}/regions/reject`, { regionIds: [...ids] }, KEEP);
         }
         if (this.dirty) {
           this.dirty = false;
@@ -77,7 +80,7 @@ export class Saver extends EventTarget {
             labelId: b.labelId, left: b.left, top: b.top, width: b.width, height: b.height,
           }));
           const pending = this.boxes.suggestions.length;
-          image = await api.put(`${this.path}/regions`, { regions });
+          image = await api.put(`${this.path}/regions`, { regions }, KEEP);
           // PUT regions keeps the suggestions still to review; should any be gone, the page says so
           const kept = image.regions.filter((r) => !r.approved && !this.handled.has(r.id)).length;
           if (kept < pending) this.dispatchEvent(new CustomEvent("dropped", { detail: { count: pending - kept } }));
@@ -101,6 +104,12 @@ export class Saver extends EventTarget {
       this.handled.add(id);
     }
     return out;
+  }
+
+  // The page is going away (reload, closed tab, hidden): a save still waiting out its delay is sent
+  // now; its request starts before this returns. One already under way goes on by itself.
+  leave() {
+    if (this.state === "pending" && !this.running) this.flush().catch(() => {});
   }
 
   retry() {

@@ -21,13 +21,16 @@ let lastLabelId = null; // the label new boxes get, kept from image to image
 
 export async function labelView(el, params, query, ctx) {
   const m = ctx.model;
+  const imageId = Number(params.image);
   let datasetId = Number(query.dataset);
-  const [datasets, versions] = await Promise.all([
-    datasetId ? Promise.resolve(null) : api.get(`${api.paths.model(m.id)}/datasets`),
-    api.get(`${api.paths.model(m.id)}/versions`),
-  ]);
-  if (!ctx.current()) return;
-  if (!datasetId) datasetId = datasets[0].id;
+  if (!datasetId) datasetId = (await api.get(`${api.paths.model(m.id)}/datasets`))[0].id;
+  const cache = new ImageCache(m.id, datasetId);
+  // a missing or removed image fails here, before the page is built: the router's "Not found"
+  const [versions] = await Promise.all([api.get(`${api.paths.model(m.id)}/versions`), cache.get(imageId)]);
+  if (!ctx.current()) {
+    cache.dispose();
+    return;
+  }
   const filters = { ...filtersOf(query), dataset: String(datasetId) };
   // opened from the Predictions page (a captured image): back leads there
   const from = query.from === "predictions" ? "predictions" : undefined;
@@ -36,7 +39,6 @@ export async function labelView(el, params, query, ctx) {
   const labels = new Map(m.labels.map((l, i) => [l.id, { ...l, index: i, color: labelColor(i) }]));
   if (!labels.has(lastLabelId)) lastLabelId = m.labels.length ? m.labels[0].id : null;
 
-  const cache = new ImageCache(m.id, datasetId);
   const nav = new ImageNavigator(m.id, datasetId, filters);
   const savers = new Map();
   const visited = new Set();
@@ -271,8 +273,7 @@ export async function labelView(el, params, query, ctx) {
     try {
       await api.del(api.paths.image(m.id, datasetId, s.id));
       toast(`${s.meta.name} removed.`, "success");
-      nav.pages.clear();
-      nav.total = null;
+      nav.drop(s.id);
       const id = await nav.at(s.index);
       if (id !== null) open(id, s.index);
       else location.hash = from ? href(backPath) : href(backPath, filters);
@@ -312,14 +313,24 @@ export async function labelView(el, params, query, ctx) {
       when: (e) => (e.target === svg || e.target === document.body) && selected() && state.boxes.isSuggestion(state.boxes.selected),
       run: () => state.boxes.accept(state.boxes.selected) },
     { keys: ["z", "Z"], ctrl: true, label: "Ctrl + Z", help: "Undo (within this image)", run: () => {
-      if (!state.boxes.undo()) announce("Nothing to undo");
+      if (state.boxes.undo()) return;
+      if (state.boxes.sealed) {
+        announce("Accepted or rejected suggestions cannot be undone");
+        toast("Accepting or rejecting suggestions cannot be undone: delete a box you accepted instead.", "info");
+      } else announce("Nothing to undo");
     } },
     { keys: ["Escape"], label: "Esc", help: "Deselect", when: selected, run: () => state.boxes.select(null) },
     { keys: "abcdefghijklmnopqrstuvwxyz".split(""), label: "a … z", help: "Filter labels by typing (Enter picks the first)",
       run: (e) => picker.type(e.key) },
   ]);
 
-  const imageId = Number(params.image);
+  // A box drawn just before a reload or a closed tab is kept: a save still waiting out its delay
+  // goes now, as a keepalive request that outlives the page.
+  const leave = () => savers.forEach((s) => s.leave());
+  const onVisibility = () => document.visibilityState === "hidden" && leave();
+  window.addEventListener("pagehide", leave);
+  document.addEventListener("visibilitychange", onVisibility);
+
   const index = await nav.locate(imageId, query.i === undefined ? null : Number(query.i));
   if (!ctx.current()) return;
   await open(imageId, index);
@@ -327,6 +338,8 @@ export async function labelView(el, params, query, ctx) {
 
   return () => {
     unbind();
+    window.removeEventListener("pagehide", leave);
+    document.removeEventListener("visibilitychange", onVisibility);
     resize.disconnect();
     refit.disconnect();
     if (state) state.dispose();

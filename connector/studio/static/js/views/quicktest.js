@@ -96,30 +96,54 @@ export async function quickTestView(el, params, query, ctx) {
     drawBoxes();
   });
 
+  let testing = 0;
   async function test(file) {
     if (!file) return;
+    const ticket = ++testing;
     lastFile = file;
+    // the previous result goes at once: nothing of it may stand beside this file's answer
+    result = null;
+    drawBoxes();
+    counts.replaceChildren();
+    flow.textContent = "";
+    status.classList.remove("form-error");
     status.textContent = "Testing…";
     if (objectUrl) URL.revokeObjectURL(objectUrl);
     objectUrl = URL.createObjectURL(file);
-    img.src = objectUrl;
-    stageBox.hidden = false;
-    result = null;
-    drawBoxes();
+    const isImage = file.type.startsWith("image/");
+    // a file the browser cannot show is not put in the picture (a broken-image icon)
+    stageBox.hidden = !isImage;
+    if (isImage) img.src = objectUrl;
+    else img.removeAttribute("src");
     try {
       // every box the version finds comes back once; the slider only filters them
       const r = await api.send("POST", `${base}/quick-test`, {
-        body: file, contentType: file.type || "application/octet-stream", accept: "application/json",
+        body: file, contentType: isImage ? file.type : "application/octet-stream", accept: "application/json",
         query: { version: version.value, threshold: 0, maxResults: 100 },
       });
       const body = await r.json();
+      if (ticket !== testing) return;
       delete body.annotatedImage; // the page draws its own
+      if (!isImage) {
+        // read by the service although the browser gave it no image type: shown after all
+        img.src = objectUrl;
+        stageBox.hidden = false;
+      }
       result = body;
       status.textContent = `Version ${body.version}: ${body.predictions.length} candidate boxes in ${Math.round(body.durationMs || 0)} ms.`;
       drawBoxes();
     } catch (err) {
-      status.textContent = err.message;
-      toastError(err, "Quick test");
+      if (ticket !== testing) return;
+      status.classList.add("form-error");
+      if (err.status === 400 || err.status === 413 || err.status === 415) {
+        // the service read the file and refused it: said plainly, beside no picture
+        stageBox.hidden = true;
+        img.removeAttribute("src");
+        status.textContent = `${file.name || "This file"} is not an image the service reads: ${err.message}`;
+      } else {
+        status.textContent = err.message;
+        toastError(err, "Quick test");
+      }
     }
   }
 

@@ -1,4 +1,4 @@
-// A model's settings: rename, describe, add and rename labels, datasets, archive.
+// A model's settings: rename, describe, add, rename and delete labels, datasets, archive.
 import * as api from "../api.js";
 import { h, field, fmt, labelColor, swatch } from "../dom.js";
 import { go, render } from "../router.js";
@@ -28,11 +28,25 @@ export async function settingsView(el, params, query, ctx) {
     }
   });
 
-  // labels: rename in place, add new ones
+  // labels: rename in place, delete (a typo, a label given up), add new ones
   const labelRows = m.labels.map((label, i) => {
     const input = h("input", { type: "text", value: label.name, maxlength: 128, "aria-label": `Name of label ${label.name}` });
     const save = h("button", { type: "submit", class: "btn small" }, "Rename");
-    const form = h("form", { class: "inline center" }, swatch(labelColor(i)), input, save);
+    const remove = h("button", { type: "button", class: "btn small danger", disabled: m.labels.length < 2,
+      "aria-label": `Delete label ${label.name}` }, "Delete");
+    remove.addEventListener("click", async () => {
+      const ok = await confirmAction(`Delete label ${label.name}?`,
+        "Every box of it, approved or suggested, is deleted from all datasets. Versions already trained keep it.", "Delete");
+      if (!ok) return;
+      try {
+        const gone = await api.del(`${api.paths.model(m.id)}/labels/${label.id}`);
+        toast(`Deleted ${label.name} and its ${fmt.num(gone.boxesDeleted)} boxes.`, "success");
+        render();
+      } catch (err) {
+        toastError(err, "Not deleted");
+      }
+    });
+    const form = h("form", { class: "inline center" }, swatch(labelColor(i)), input, save, remove);
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       try {

@@ -1,10 +1,23 @@
-// Sign in with an API key; also the page a 401 leads to.
+// Sign in with an API key; also the page a 401 leads to. The page leaves no entry in the history:
+// Back after signing in goes to the page before it, and a tab that is signed in and comes to it
+// anyway (an old entry, a bookmark) goes on to where it was headed, still signed in.
 import * as api from "../api.js";
 import { h } from "../dom.js";
 import { go } from "../router.js";
 import { setKey, clearKey, getKey } from "../session.js";
 
+// Where the sign-in leads: the page it interrupted, or the models.
+function leave(query) {
+  const back = query.back && query.back.startsWith("/") && !query.back.startsWith("/signin") ? query.back : "/models";
+  const [path, search = ""] = back.split("?");
+  go(path, Object.fromEntries(new URLSearchParams(search)), { replace: true });
+}
+
 export async function signinView(el, params, query) {
+  if (getKey()) {
+    leave(query);
+    return;
+  }
   const input = h("input", { type: "password", id: "api-key", name: "api-key", autocomplete: "off", spellcheck: "false",
     required: true, "aria-describedby": "api-key-hint" });
   const error = h("p", { class: "form-error", role: "alert", hidden: true });
@@ -30,9 +43,7 @@ export async function signinView(el, params, query) {
     setKey(key);
     try {
       await api.get("/models");
-      const back = query.back && query.back.startsWith("/") && !query.back.startsWith("/signin") ? query.back : "/models";
-      const [path, search = ""] = back.split("?");
-      go(path, Object.fromEntries(new URLSearchParams(search)));
+      leave(query);
     } catch (err) {
       clearKey();
       error.textContent = err.status === 401 ? "That key was not accepted. Check it and try again." : `Could not reach the server: ${err.message}`;
@@ -43,7 +54,6 @@ export async function signinView(el, params, query) {
       submit.disabled = false;
     }
   });
-  if (!expired && getKey()) clearKey();
   el.append(h("div", { class: "page signin" }, form));
   input.focus();
 }

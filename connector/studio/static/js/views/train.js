@@ -163,6 +163,17 @@ export async function trainView(el, params, query, ctx) {
 
   async function renderHistory() {
     const list = await api.get(`${base}/runs`);
+    // Each run names its version's number and score; a server that gives only versionId is
+    // answered from the versions list.
+    if (list.some((r) => r.versionId && (r.version === undefined || r.performanceScore === undefined))) {
+      const byId = new Map((await api.get(`${base}/versions`)).map((v) => [v.id, v]));
+      for (const r of list) {
+        const v = byId.get(r.versionId);
+        if (!v) continue;
+        r.version ??= v.number;
+        r.performanceScore ??= v.performanceScore;
+      }
+    }
     if (!ctx.current()) return;
     history.replaceChildren(list.length ? card("Runs", h("div", { class: "table-wrap" }, h("table", { class: "table", id: "runs" },
       h("thead", h("tr", h("th", "Run"), h("th", "Status"), h("th", "Started by"), h("th", "Preset"), h("th", "Created"),
