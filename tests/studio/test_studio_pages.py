@@ -360,6 +360,25 @@ def test_coco_zip_import_shows_its_report(server, new_page, tmp_path):
     page.wait_for_selector("#image-total:text('3 images')")
     assert api.get(f"/models/{m['id']}/datasets/{m['datasetId']}").json()["imageCount"] == 3
     shot(page, "03b-coco-import")
+    # every format the API reads is offered: a YOLO zip, its class names beside it
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        data, regions = shapes_image(31)
+        zf.writestr("images/y.jpg", data)
+        r = regions[0]
+        zf.writestr("labels/y.txt", f"1 {r['left'] + r['width'] / 2} {r['top'] + r['height'] / 2} {r['width']} {r['height']}\n")
+    (tmp_path / "yolo.zip").write_bytes(buf.getvalue())
+    (tmp_path / "classes.txt").write_text("square\ntriangle\n")
+    page.click("#import-button")
+    page.get_by_label("Format").select_option("yolo")
+    assert page.get_by_role("option", name="A COCO folder on the server").is_disabled()
+    page.get_by_label("Images (zip)").set_input_files(str(tmp_path / "yolo.zip"))
+    page.get_by_label("Annotations (optional)").set_input_files(str(tmp_path / "classes.txt"))
+    page.get_by_role("dialog").get_by_role("button", name="Import").click()
+    page.wait_for_selector("#image-total:text('4 images')")
+    assert "Images added\n1" in page.inner_text("#import-report")
+    items = api.get(f"/models/{m['id']}/datasets/{m['datasetId']}/images", params={"pageSize": 10}).json()["items"]
+    assert sorted(r["labelName"] for i in items for r in i["regions"]).count("triangle") == 2  # one from COCO, one from YOLO
     assert console.problems() == []
 
 

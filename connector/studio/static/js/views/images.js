@@ -31,7 +31,7 @@ export async function imagesView(el, params, query, ctx) {
 
   // command bar
   const uploadBtn = h("button", { type: "button", class: "btn primary", id: "upload-button", "aria-expanded": "false" }, "Upload images");
-  const importBtn = h("button", { type: "button", class: "btn", id: "import-button" }, "Import COCO");
+  const importBtn = h("button", { type: "button", class: "btn", id: "import-button" }, "Import dataset");
   const suggestBtn = h("button", { type: "button", class: "btn", id: "suggest-button", disabled: !versions.length,
     title: versions.length ? "" : "Train a version first" }, "Suggest boxes");
   const reviewBtn = h("button", { type: "button", class: "btn", id: "review-button", "aria-expanded": "false" }, "Review suggestions");
@@ -159,7 +159,7 @@ export async function imagesView(el, params, query, ctx) {
     grid.replaceChildren(...result.items.map((img, i) => tile(img, (page - 1) * PAGE_SIZE + i)));
     if (!result.items.length) {
       grid.replaceChildren(empty(result.total === 0 && !filters.label && !filters.state
-        ? "No images yet. Drop image files on this page, or use Upload images or Import COCO."
+        ? "No images yet. Drop image files on this page, or use Upload images or Import dataset (COCO, VOC, YOLO, Label Studio, Custom Vision)."
         : "No image matches these filters."));
     }
     renderPager(pages, result.total);
