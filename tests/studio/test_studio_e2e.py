@@ -123,7 +123,13 @@ def test_from_nothing_to_a_published_model(tiny_server, new_page):
     expected = api.post(f"/models/{mid}/quick-test", json={"content": b64(data)},
                         params={"threshold": 0, "maxResults": 100, "version": "1"}).json()["predictions"]
     assert expected, "the tiny model found nothing to draw"
+    # at first each label's own threshold: the counts a flow gets from detect with no threshold
+    default = api.post(f"/models/{mid}/quick-test", json={"content": b64(data)}, params={"version": "1"}).json()
+    assert page.is_checked("#qt-own")
+    assert f'"totalCount": {default["totalCount"]}' in page.inner_text("#qt-json")
+    assert page.locator("#qt-boxes g.det").count() == len(default["predictions"])
     page.locator("#qt-threshold").fill("0")
+    assert not page.is_checked("#qt-own")
     drawn = page.locator("#qt-boxes g.det")
     assert drawn.count() == len(expected)
     svg = page.locator("#qt-boxes").bounding_box()

@@ -1,10 +1,13 @@
 // Quick test: drop, paste, pick or photograph an image; the version's boxes are drawn on it with
-// label and probability; the slider filters them in the page (no new request), and the counts
-// are shown as a flow would receive them.
+// label and probability. At first each label's own threshold filters them, as detect does when a
+// flow gives none, so the counts are the ones a flow would receive; moving the slider filters
+// every label at one probability instead (in the page: no new request).
 import * as api from "../api.js";
 import { h, s, clear, fmt, field, labelColor } from "../dom.js";
 import { pageHeader, card, empty } from "../shell.js";
 import { toastError } from "../toast.js";
+
+const DEFAULT_THRESHOLD = 0.5;  // a label the version chose no threshold for (the service's default too)
 
 export async function quickTestView(el, params, query, ctx) {
   const m = ctx.model;
@@ -28,6 +31,7 @@ export async function quickTestView(el, params, query, ctx) {
   const zone = h("div", { class: "dropzone", id: "qt-drop" }, h("p", h("strong", "Drop an image here"), ", paste one (Ctrl+V), or"), pick, input);
   const slider = h("input", { type: "range", id: "qt-threshold", min: 0, max: 1, step: 0.01, value: "0.5" });
   const sliderOut = h("output", { for: "qt-threshold", id: "qt-threshold-value" }, "0.50");
+  const own = h("input", { type: "checkbox", id: "qt-own", checked: true });
   const img = h("img", { alt: "", id: "qt-image" });
   const svg = s("svg", { id: "qt-boxes", role: "img", "aria-label": "Objects found" });
   const stageBox = h("div", { class: "qt-stage", id: "qt-stage", hidden: true }, img, svg);
@@ -40,7 +44,8 @@ export async function quickTestView(el, params, query, ctx) {
       h("div", zone, h("p"), stageBox),
       h("div",
         card("Settings", field("Version", version),
-          h("div", { class: "field" }, h("label", { for: "qt-threshold" }, "Lowest probability shown"), h("div", { class: "inline" }, slider, sliderOut))),
+          h("div", { class: "check" }, own, h("label", { for: "qt-own" }, "Each label's own threshold (what detect uses when a flow gives none)")),
+          h("div", { class: "field" }, h("label", { for: "qt-threshold" }, "Lowest probability shown, every label"), h("div", { class: "inline" }, slider, sliderOut))),
         card("Result", status, counts, h("h3", "As a flow receives it"), flow))));
 
   let result = null;
@@ -51,7 +56,9 @@ export async function quickTestView(el, params, query, ctx) {
     clear(svg);
     if (!result) return;
     const threshold = Number(slider.value);
-    const shown = result.predictions.filter((p) => p.probability >= threshold);
+    const perLabel = labelThresholds();
+    const cut = (p) => (own.checked ? perLabel.get(p.tagName) ?? DEFAULT_THRESHOLD : threshold);
+    const shown = result.predictions.filter((p) => p.probability >= cut(p));
     const W = img.clientWidth || 1;
     const H = img.clientHeight || 1;
     svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
@@ -67,15 +74,16 @@ export async function quickTestView(el, params, query, ctx) {
         s("g", { class: "tag" }, s("rect", { x, y: tagY, width: text.length * 7 + 10, height: 18, rx: 2, fill: color }),
           s("text", { x: x + 5, y: tagY + 13 }, text))));
     }
-    svg.setAttribute("aria-label", `${shown.length} objects found at probability ${threshold.toFixed(2)} or more`);
-    const perLabel = new Map();
-    for (const p of shown) perLabel.set(p.tagName, (perLabel.get(p.tagName) || 0) + 1);
-    const countList = [...perLabel].map(([tagName, count]) => ({ tagName, count }));
+    svg.setAttribute("aria-label", own.checked ? `${shown.length} objects found at each label's own threshold`
+      : `${shown.length} objects found at probability ${threshold.toFixed(2)} or more`);
+    const found = new Map();
+    for (const p of shown) found.set(p.tagName, (found.get(p.tagName) || 0) + 1);
+    const countList = [...found].map(([tagName, count]) => ({ tagName, count }));
     counts.replaceChildren(countList.length
       ? h("table", { class: "table" }, h("thead", h("tr", h("th", "Label"), h("th", { class: "num" }, "Count"))),
         h("tbody", countList.map((c) => h("tr", h("td", c.tagName), h("td", { class: "num" }, String(c.count)))),
           h("tr", h("th", "Total"), h("th", { class: "num", id: "qt-total" }, String(shown.length)))))
-      : h("p", { id: "qt-total-none" }, "No object at this probability."));
+      : h("p", { id: "qt-total-none" }, own.checked ? "No object at the labels' thresholds." : "No object at this probability."));
     flow.textContent = JSON.stringify({ counts: countList, totalCount: shown.length }, null, 2);
   }
   // The photo as large as its column allows (small ones scaled up), and never taller than the screen.
@@ -91,10 +99,18 @@ export async function quickTestView(el, params, query, ctx) {
   const observers = [new ResizeObserver(drawBoxes), new ResizeObserver(fit)];
   observers[0].observe(img);
   observers[1].observe(column);
+  // The version's threshold per label (chosen on validation images when it was trained).
+  function labelThresholds() {
+    const v = versions.find((x) => String(x.number) === version.value);
+    const perLabel = (v && v.metrics && v.metrics.perLabel) || {};
+    return new Map(Object.entries(perLabel).filter(([, m]) => typeof m.threshold === "number").map(([name, m]) => [name, m.threshold]));
+  }
   slider.addEventListener("input", () => {
     sliderOut.textContent = Number(slider.value).toFixed(2);
+    own.checked = false;  // the slider sets one probability for every label
     drawBoxes();
   });
+  own.addEventListener("change", drawBoxes);
 
   let testing = 0;
   async function test(file) {
