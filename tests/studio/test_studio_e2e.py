@@ -97,6 +97,7 @@ def test_from_nothing_to_a_published_model(tiny_server, new_page):
     page.click("text=See its performance")
     page.wait_for_selector("#score")
     assert page.inner_text("#score") == f"{version['performanceScore']:.1f}"
+    assert "at or above each label's threshold" in page.inner_text("#metrics-note")  # what precision counts
     assert page.locator("#per-label-metrics tbody tr").count() == len(version["metrics"]["perLabel"])
     # each label's counting threshold and count error, as the version's metrics hold them
     first = next(iter(version["metrics"]["perLabel"].values()))

@@ -27,6 +27,14 @@ def test_cancel_a_run_and_keep_a_draft(trained_server, new_page):
     page.click("#save-draft")
     page.wait_for_selector("text=Draft saved")
     assert api.get(f"/models/{m['id']}/draft").json()["settings"]["maxIterations"] == 5000
+    # a budget over an hour is asked about first; Cancel starts nothing
+    runs_before = len(api.get(f"/models/{m['id']}/runs").json())
+    page.fill("#budget", "600")
+    page.click("#start-training")
+    page.get_by_role("dialog").get_by_text("Train for 10 h").wait_for()
+    page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+    assert len(api.get(f"/models/{m['id']}/runs").json()) == runs_before
+    page.fill("#budget", "10")
     page.click("#start-training")
     page.wait_for_selector("#run-status .badge:text('training')", timeout=120_000)
     page.click("#cancel-run")

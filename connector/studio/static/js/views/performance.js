@@ -65,6 +65,7 @@ function single(v) {
         mt.scoreInterval ? h("span", { class: "stat-note", id: "score-interval" },
           `likely between ${fmt.score(mt.scoreInterval.low)} and ${fmt.score(mt.scoreInterval.high)}`) : null),
       METRICS.map(([k, label]) => stat(label, fmt.pct(mt[k], 1)))),
+    h("p", { class: "hint", id: "metrics-note" }, "AP ranks every box the version finds. Precision and recall count only the boxes at or above each label's threshold (the Threshold column: where detect counts from when a flow gives none), each matched to a true box at IoU 0.5 or more."),
     h("div", { class: "columns" },
       card("Per label", perLabelTable(mt.perLabel || {})),
       card("About this version", h("dl", { class: "kv" },

@@ -2,13 +2,14 @@
 // by polling the run, cancel, and the result with its score.
 import * as api from "../api.js";
 import { h, field, fmt } from "../dom.js";
-import { pageHeader, card, badge, spinner } from "../shell.js";
+import { pageHeader, card, badge, spinner, confirmAction } from "../shell.js";
 import { follow } from "../poll.js";
 import { lineChart } from "../chart.js";
 import { toast, toastError } from "../toast.js";
 import { canTrainBanner, warningList } from "./datacheck.js";
 
 const ACTIVE = new Set(["queued", "training"]);
+const LONG_BUDGET_MINUTES = 60;  // a longer run is asked about first: a typo (600 for 60) costs hours
 const STATUS_KIND = { queued: "neutral", training: "brand", succeeded: "success", failed: "danger", canceled: "warning" };
 
 export function statusBadge(status) {
@@ -65,6 +66,9 @@ export async function trainView(el, params, query, ctx) {
 
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
+    const minutes = Number(budget.value);
+    if (minutes > LONG_BUDGET_MINUTES && !(await confirmAction(`Train for ${fmt.duration(minutes * 60)}?`,
+      "The run uses the server's cores for all that time unless it is canceled.", "Train", false))) return;
     startBtn.disabled = true;
     try {
       const { body: run, location } = await api.start(`${base}/train`, body());
