@@ -137,6 +137,26 @@ def test_odd_values_inside_annotations_skip_their_item(api):
     assert rep.status_code == 201 and "unknown encoding" in rep.json()["skipped"][0]["reason"], rep.text
 
 
+def test_a_file_name_two_folders_share_is_said_to_be_ambiguous(api):
+    m = new_model(api, ["apple"])
+    rep = post_import(api, m, "coco", zip_of({"x/a.png": png_bytes(seed=13), "y/a.png": png_bytes(seed=14),
+                                               "c.json": json.dumps(COCO_ONE).encode()})).json()
+    assert rep["images"] == 0 and "2 files in it are named a.png" in rep["skipped"][0]["reason"]
+
+
+def test_a_size_declared_before_exif_rotation_is_explained(api):
+    m = new_model(api, ["apple"])
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned a quarter: the stored 100x40 is seen as 40x100
+    buf = io.BytesIO()
+    Image.new("RGB", (100, 40), (90, 120, 200)).save(buf, "JPEG", exif=exif.tobytes())
+    coco = {**COCO_ONE, "images": [{"id": 1, "file_name": "r.jpg", "width": 100, "height": 40}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10]}]}
+    rep = post_import(api, m, "coco", zip_of({"r.jpg": buf.getvalue(), "c.json": json.dumps(coco).encode()})).json()
+    assert rep["images"] == 0
+    assert "declared 100x40 but the file is 40x100 as shown: its EXIF orientation" in rep["skipped"][0]["reason"]
+
+
 def test_yolo_class_numbers_of_a_mapping_are_kept(api):
     m = new_model(api, ["cat", "dog"])
     archive = zip_of({"images/a.png": png_bytes(seed=7), "data.yaml": b"names: {0: cat, 2: dog}\n",

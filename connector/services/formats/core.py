@@ -134,8 +134,9 @@ class ZipSource:
         self.max_bytes = max_bytes
         self.max_file_bytes = max_file_bytes
         self.by_path = {norm_path(i.filename): i for i in infos}
-        names = Counter(posixpath.basename(p) for p in self.by_path)
-        self.by_base = {posixpath.basename(p): i for p, i in self.by_path.items() if names[posixpath.basename(p)] == 1}
+        self.base_counts = Counter(posixpath.basename(p) for p in self.by_path)
+        self.by_base = {posixpath.basename(p): i for p, i in self.by_path.items()
+                        if self.base_counts[posixpath.basename(p)] == 1}
 
     @property
     def paths(self) -> list[str]:
@@ -164,6 +165,10 @@ class ZipSource:
     def __call__(self, file_name: str) -> bytes:
         path = self.find(file_name)
         if path is None:
+            base = posixpath.basename(norm_path(file_name))
+            if self.base_counts[base] > 1:
+                raise FileNotFoundError(f"{file_name} is not a path in the zip, and {self.base_counts[base]} files "
+                                        f"in it are named {base}: name the image by its path in the zip")
             raise FileNotFoundError(f"{file_name} is not in the zip")
         return self.read_named(path)
 
@@ -244,8 +249,10 @@ def import_parsed(store: Store, limits: dict, model_ref, dataset_id: int, parsed
             report.skip(pic.item, too_many_boxes(len(pic.boxes)))
             continue
         if pic.width and pic.height and (pic.width, pic.height) != (checked.width, checked.height):
-            report.skip(pic.item, f"declared {pic.width}x{pic.height} but the file is "
-                                  f"{checked.width}x{checked.height}")
+            turned = (pic.width, pic.height) == (checked.height, checked.width)
+            report.skip(pic.item, f"declared {pic.width}x{pic.height} but the file is {checked.width}x{checked.height}"
+                        + (" as shown: its EXIF orientation turns the stored pixels, and boxes drawn on them would "
+                           "land turned; export the pictures upright (EXIF applied) with their boxes" if turned else ""))
             continue
         accepted.append((pic, replace(checked, decoded=None)))  # keep bytes, not pixels, of many images
 
