@@ -115,3 +115,13 @@ def store_snapshot(app) -> dict:
             out[table] = [tuple(r) for r in conn.execute(text(f"SELECT * FROM {table} ORDER BY 1"))]
     out["blobs"] = sorted(p.name for p in store.blobs.root.rglob("*") if p.is_file())
     return out
+
+
+def queued_run(app, model_id: int) -> int:
+    """A training run row left queued, as if waiting for a worker (no training needed)."""
+    from model_store.schema import TrainingRun
+    with app.odconnect.store.transaction() as s:
+        run = TrainingRun(model_id=model_id, status="queued", settings={"preset": "scratch"})
+        s.add(run)
+        s.flush()
+        return run.id

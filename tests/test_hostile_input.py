@@ -19,7 +19,7 @@ from connector.services.images import MAX_BOXES_PER_IMAGE
 from connector.services.schedules import cron_weekdays, parse_cron
 from connector.spec import load_spec
 from connector.app import create_app
-from tests.conftest import Api, b64, make_config, png_bytes, store_snapshot
+from tests.conftest import Api, b64, make_config, png_bytes, queued_run, store_snapshot
 from tests.test_coco import zip_of
 from tests.test_formats import post_import
 
@@ -273,13 +273,8 @@ def test_a_model_name_of_digits_only_is_refused(api):
 
 
 def test_archiving_waits_for_work_in_progress(api):
-    from model_store.schema import TrainingRun
     m = new_model(api, ["a"])
-    with api.app.odconnect.store.transaction() as s:
-        run = TrainingRun(model_id=m["id"], status="queued", settings={"preset": "scratch"})
-        s.add(run)
-        s.flush()
-        run_id = run.id
+    run_id = queued_run(api.app, m["id"])
     r = api.delete(f"/models/{m['id']}")
     assert r.status_code == 409 and f"training run {run_id}" in r.json()["detail"], r.text
     assert api.get(f"/models/{m['id']}").json()["archived"] is False

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from model_store.schema import TrainingRun, WebhookDelivery
-from tests.conftest import Api
+from model_store.schema import WebhookDelivery
+from tests.conftest import Api, queued_run
 from tests.powerplatform.helpers import Receiver, assert_matches
 
 SWAGGER = json.loads((Path(__file__).resolve().parents[2] / "openapi" / "apiDefinition.swagger.json").read_text())
@@ -42,11 +42,7 @@ def subscribe(api, url, event="training-run-finished", **body):
 
 def finish_a_run(api, model) -> int:
     """A run finishing for real: a queued run canceled through the API (no training needed)."""
-    with api.app.odconnect.store.transaction() as s:
-        run = TrainingRun(model_id=model["id"], status="queued", settings={"preset": "scratch"})
-        s.add(run)
-        s.flush()
-        run_id = run.id
+    run_id = queued_run(api.app, model["id"])
     r = api.post(f"/models/{model['id']}/runs/{run_id}/cancel")
     assert r.status_code == 202 and r.json()["status"] == "canceled"
     return run_id
