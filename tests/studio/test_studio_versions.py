@@ -9,6 +9,7 @@ import zipfile
 import pytest
 
 from connector.modeling.boxes import iou_ltwh
+from tests.conftest import KEY
 from tests.studio.conftest import shot
 from tests.studio.helpers import saved
 from tests.training_data import poll
@@ -142,6 +143,11 @@ def test_publish_roll_back_unpublish_and_export(trained_server, new_page):
     back.click()
     row(1).locator(".badge:text('published')").wait_for()
     assert api.get(f"/models/{mid}/versions/published").json()["number"] == 1
+    # where flows call it, as Custom Vision's prediction URL; the key stays a placeholder
+    from urllib.parse import quote
+    assert page.inner_text("#prediction-url") == f"{srv.url}/api/v1/models/{quote(m['name'])}/detect"
+    sample = page.inner_text("#prediction-sample")
+    assert "X-API-Key: <your key>" in sample and KEY not in page.content()
     # each published version says what serves it, and why on hover
     served = api.get(f"/models/{mid}/versions/1").json()["engine"]
     chip = row(1).locator(f".badge[data-engine='{served['name']}']")

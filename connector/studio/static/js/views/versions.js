@@ -110,5 +110,19 @@ export async function versionsView(el, params, query, ctx) {
         h("thead", h("tr", h("th", "Version"), h("th", "State"), h("th", { class: "num" }, "Score"), h("th", "Preset"),
           h("th", { class: "num" }, "Images"), h("th", "Trained"), h("th", "Actions"), h("th", "Download"))),
         h("tbody", rows))))
-      : card(null, empty("No trained version yet.", h("a", { class: "btn primary", href: `#/models/${m.id}/train` }, "Train one")))));
+      : card(null, empty("No trained version yet.", h("a", { class: "btn primary", href: `#/models/${m.id}/train` }, "Train one"))),
+    published ? predictionCard(m) : null));
+}
+
+// Where apps and flows call the published version, with a call to copy (Custom Vision shows its
+// "prediction URL" the same way). The key stays a placeholder: it is never written into the page.
+function predictionCard(m) {
+  const endpoint = location.origin + api.url(`${api.paths.model(m.name)}/detect`);
+  const sample = `curl -X POST "${endpoint}" \\\n  -H "X-API-Key: <your key>" -H "Content-Type: image/jpeg" \\\n  --data-binary @photo.jpg`;
+  return card("Call the published version",
+    h("p", { class: "muted" }, "Send an image; the answer has each object's box and probability, and the count per label."),
+    h("dl", { class: "kv" }, h("dt", "Prediction URL"), h("dd", h("code", { id: "prediction-url" }, endpoint))),
+    h("pre", { id: "prediction-sample", "aria-label": "A call with curl" }, sample),
+    h("p", { class: "hint" }, "Power Automate and Power Apps: the ", h("a", { href: "#/connector" }, "connector"),
+      " has this call as \u201cDetect and count objects in an image\u201d."));
 }
