@@ -10,6 +10,7 @@ from ..errors import Invalid
 from ..services import image_list
 from ..services import images as svc
 from ..services.images import Upload
+from .responses import no_content
 
 
 def decode_base64(value: str, what: str) -> bytes:
@@ -65,7 +66,7 @@ def get_image_content(model_id, dataset_id, image_id):
 
 def delete_image(model_id, dataset_id, image_id):
     svc.delete_image(ctx().store, model_id, dataset_id, image_id)
-    return None, 204
+    return no_content()
 
 
 def set_image_regions(model_id, dataset_id, image_id, body, keep_suggestions=True):

@@ -3,6 +3,7 @@ from __future__ import annotations
 from ..context import ctx
 from ..services import gate
 from ..services import schedules as svc
+from .responses import no_content
 
 
 def get_retrain_schedule(model_id):
@@ -19,7 +20,7 @@ def set_retrain_schedule(model_id, body):
 def delete_retrain_schedule(model_id):
     c = ctx()
     svc.delete_schedule(c.store, c.scheduler, model_id)
-    return None, 204
+    return no_content()
 
 
 def list_schedule_history(model_id, limit=50):

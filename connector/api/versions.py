@@ -3,6 +3,7 @@ from __future__ import annotations
 from ..context import ctx
 from ..services import training as training_svc
 from ..services import versions as svc
+from .responses import no_content
 
 
 def list_versions(model_id, include_archived=False):
@@ -29,4 +30,4 @@ def save_draft(model_id, body):
 
 def discard_draft(model_id):
     svc.discard_draft(ctx().store, model_id)
-    return None, 204
+    return no_content()

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from ..context import ctx
 from ..routes import subscription_path
-from .urls import absolute
 from ..services import webhooks as svc
+from .responses import no_content
+from .urls import absolute
 
 
 def _created(view: dict):
@@ -36,4 +37,4 @@ def get_webhook(subscription_id):
 
 def delete_webhook(subscription_id):
     svc.unsubscribe(ctx().store, subscription_id)
-    return None, 204
+    return no_content()
