@@ -37,7 +37,17 @@ def test_create_get_list_rename_archive(api):
     assert [x["id"] for x in api.get("/models", params={"includeArchived": True}).json()] == [m["id"]]
     # still readable by id, and its name is free again
     assert api.get(f"/models/{m['id']}").json()["archived"] is True
-    assert api.post("/models", json={"name": "produce", "labels": ["a"]}).status_code == 201
+    again = api.post("/models", json={"name": "produce", "labels": ["a"]})
+    assert again.status_code == 201
+    # restored by id: not while another model has its name; then whole, with its labels
+    r = api.post(f"/models/{m['id']}/restore")
+    assert r.status_code == 409 and "rename one of them" in r.json()["detail"], r.text
+    api.patch(f"/models/{again.json()['id']}", json={"name": "produce 2"})
+    r = api.post(f"/models/{m['id']}/restore")
+    assert r.status_code == 200 and r.json()["archived"] is False and len(r.json()["labels"]) == 3
+    assert api.get("/models/produce").json()["id"] == m["id"]
+    assert api.post(f"/models/{m['id']}/restore").status_code == 200  # not archived: nothing to do
+    assert api.post("/models/999/restore").status_code == 404
 
 
 def test_duplicate_names_conflict(api):

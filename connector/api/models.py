@@ -24,6 +24,10 @@ def archive_model(model_id):
     return catalog.archive_model(ctx().store, model_id)
 
 
+def restore_model(model_id):
+    return catalog.restore_model(ctx().store, model_id)
+
+
 def list_labels(model_id):
     return catalog.list_labels(ctx().store, model_id)
 

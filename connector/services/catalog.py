@@ -163,6 +163,19 @@ def archive_model(store: Store, model_ref) -> dict:
         return _model_views(s, [model])[0]
 
 
+def restore_model(store: Store, model_ref) -> dict:
+    """An archived model back in the list, as it was; its name must still be free."""
+    with store.transaction() as s:
+        model = get_model(s, model_ref, include_archived=True)
+        if model.archived_at is not None:
+            if _name_taken(s, model.name, except_id=model.id):
+                raise Conflict(f"a model named {model.name!r} was made since model {model.id} was archived; "
+                               "rename one of them first")
+            model.archived_at = None
+            s.flush()
+        return _model_views(s, [model])[0]
+
+
 def list_labels(store: Store, model_ref) -> list[dict]:
     with store.transaction() as s:
         return [label_view(t) for t in get_model(s, model_ref).labels]

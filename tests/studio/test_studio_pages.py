@@ -329,6 +329,13 @@ def test_models_create_rename_and_labels(server, new_page):
     page.wait_for_selector("h1:text-is('Models')")
     assert page.locator("#models-table").count() == 0
     assert api.get(f"/models/{model['id']}").json()["archived"] is True
+    # shown with the archived ones, it has no dead link but a Restore, which brings it back whole
+    page.goto(server.url + "/studio/#/models?archived=1")
+    row = page.locator("#models-table tbody tr", has_text="silverware")
+    assert row.locator("a").count() == 0
+    row.get_by_role("button", name="Restore silverware").click()
+    page.wait_for_selector("h1:text-is('Images')")
+    assert api.get(f"/models/{model['id']}").json()["archived"] is False
     assert console.problems() == []
 
 

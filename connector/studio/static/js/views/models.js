@@ -1,8 +1,10 @@
-// All models: a table with labels, image counts, last score and published version; create one.
+// All models: a table with labels, image counts, last score and published version; create one;
+// restore an archived one.
 import * as api from "../api.js";
 import { h, fmt, field, labelColor, swatch } from "../dom.js";
 import { go } from "../router.js";
 import { pageHeader, card, empty, badge, dialog } from "../shell.js";
+import { toast, toastError } from "../toast.js";
 
 export function labelChips(labels) {
   return h("div", { class: "chips" }, labels.map((l, i) =>
@@ -46,9 +48,23 @@ export async function modelsView(el, params, query, ctx) {
   const toggle = h("a", { class: "btn subtle", href: includeArchived ? "#/models" : "#/models?archived=1" },
     includeArchived ? "Hide archived" : "Show archived");
   const rows = models.map((m) => {
-    const link = h("a", { class: "row-title", href: `#/models/${m.id}/images` }, m.name);
+    // an archived model's pages answer 404 until it is restored: its name is no link, its row has Restore
+    const title = m.archived ? h("strong", { class: "row-title" }, m.name)
+      : h("a", { class: "row-title", href: `#/models/${m.id}/images` }, m.name);
+    const restore = m.archived ? h("button", { type: "button", class: "btn small", "aria-label": `Restore ${m.name}` }, "Restore") : null;
+    restore?.addEventListener("click", async () => {
+      restore.disabled = true;
+      try {
+        await api.post(`${api.paths.model(m.id)}/restore`);
+        toast(`${m.name} restored.`, "success");
+        go(`/models/${m.id}/images`);
+      } catch (err) {
+        toastError(err, "Not restored");
+        restore.disabled = false;
+      }
+    });
     return h("tr", { dataset: { model: m.name } },
-      h("td", link, m.description ? h("div", { class: "muted" }, m.description) : null),
+      h("td", title, m.description ? h("div", { class: "muted" }, m.description) : null, restore),
       h("td", labelChips(m.labels)),
       h("td", { class: "num" }, fmt.num(m.imageCount)),
       h("td", { class: "num" }, m.lastScore === null || m.lastScore === undefined ? "–" : fmt.score(m.lastScore)),
