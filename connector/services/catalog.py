@@ -62,6 +62,17 @@ def get_model(session: Session, model_ref: int | str, include_archived: bool = F
     return model
 
 
+def active_run(session: Session, model_id: int) -> TrainingRun | None:
+    """The model's queued or training run (there is at most one)."""
+    return session.scalar(select(TrainingRun).where(TrainingRun.model_id == model_id,
+                                                    TrainingRun.status.in_(ACTIVE_RUN_STATES)))
+
+
+def active_job(session: Session, model_id: int) -> Job | None:
+    """The model's queued or running job (there is at most one)."""
+    return session.scalar(select(Job).where(Job.model_id == model_id, Job.status.in_(ACTIVE_JOB_STATES)))
+
+
 def get_model_part(session: Session, table, model: Model, what: str):
     """A row keyed by its model (draft, schedule), or NotFound saying the model has none."""
     row = session.get(table, model.id)
@@ -151,11 +162,9 @@ def archive_model(store: Store, model_ref) -> dict:
     with store.transaction() as s:
         model = get_model(s, model_ref)
         # An archived model's runs and jobs can no longer be watched or canceled: stop them first.
-        run = s.scalar(select(TrainingRun.id).where(TrainingRun.model_id == model.id,
-                                                    TrainingRun.status.in_(ACTIVE_RUN_STATES)))
-        job = s.scalar(select(Job.id).where(Job.model_id == model.id, Job.status.in_(ACTIVE_JOB_STATES)))
+        run, job = active_run(s, model.id), active_job(s, model.id)
         if run is not None or job is not None:
-            busy = f"training run {run}" if run is not None else f"job {job}"
+            busy = f"training run {run.id}" if run is not None else f"job {job.id}"
             raise Conflict(f"model {model.name!r} has {busy} in progress; cancel it (or let it finish), "
                            "then archive the model")
         model.archived_at = utcnow()
@@ -197,10 +206,9 @@ def delete_label(store: Store, model_ref, label_id: int) -> dict:
             raise NotFound(f"label {label_id} does not exist in model {model.name!r}")
         if len(model.labels) == 1:
             raise Conflict(f"label {label.name!r} is the only label of model {model.name!r}; add another first")
-        run = s.scalar(select(TrainingRun.id).where(TrainingRun.model_id == model.id,
-                                                    TrainingRun.status.in_(ACTIVE_RUN_STATES)))
+        run = active_run(s, model.id)
         if run is not None:  # the run reads the boxes as it starts; a label gone mid-way is a muddle
-            raise Conflict(f"model {model.name!r} has training run {run} in progress; delete the label after it")
+            raise Conflict(f"model {model.name!r} has training run {run.id} in progress; delete the label after it")
         boxes = s.execute(delete(Region).where(Region.label_id == label.id)).rowcount
         view = {**label_view(label), "boxesDeleted": boxes}
         s.delete(label)

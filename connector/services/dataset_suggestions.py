@@ -19,12 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from model_store import Store
-from model_store.schema import ACTIVE_JOB_STATES, ACTIVE_RUN_STATES, Image, Job, Model, TrainingRun, Version
+from model_store.schema import ACTIVE_RUN_STATES, Image, Job, Model, TrainingRun, Version
 
 from ..errors import Conflict, Invalid, OdError
 from ..routes import job_path, run_path
 from . import inference, jobs, training
-from .catalog import get_dataset, get_model
+from .catalog import active_job, active_run, get_dataset, get_model
 from .data_check import data_check
 from .image_list import has_boxes
 from .images import put_suggestions
@@ -81,7 +81,7 @@ def start(store: Store, config: dict, model_ref, dataset_id: int, body: dict | N
 
 
 def _no_active_job(s, model: Model) -> None:
-    active = s.scalar(select(Job).where(Job.model_id == model.id, Job.status.in_(ACTIVE_JOB_STATES)))
+    active = active_job(s, model.id)
     if active is not None:
         where = job_path(model.id, active.id)
         raise Conflict(f"model {model.name!r} already has job {active.id} {active.status}; "
@@ -98,8 +98,7 @@ def _can_train_labeling_model(store: Store, config: dict, model_id: int) -> None
                        f"when every label has {need} images with approved boxes: {counts}",
                        labels=[e["name"] for e in short])
     with store.transaction() as s:
-        active = s.scalar(select(TrainingRun).where(TrainingRun.model_id == model_id,
-                                                    TrainingRun.status.in_(ACTIVE_RUN_STATES)))
+        active = active_run(s, model_id)
         if active is not None:
             where = run_path(model_id, active.id)
             raise Conflict(f"run {active.id} is {active.status}; suggest with its version once it has finished",

@@ -34,7 +34,7 @@ from ..views import run_view
 from . import gate, monitoring
 from . import versions as versions_svc
 from . import webhooks
-from .catalog import get_model
+from .catalog import active_run, get_model
 from .data_check import data_check, require_trainable
 from .loss_history import LossHistory
 
@@ -86,8 +86,7 @@ def start_training(store: Store, config: dict, model_ref, body: dict | None, tri
         if preset_needs_weights(settings["preset"]) and not settings.get("weights") and not warm_start:
             raise Invalid(f"the {settings['preset']!r} preset starts from a detectron2 model-zoo file: add one with "
                           "`odconnect weights add PATH` and train with \"weights\": NAME")
-        active = s.scalar(select(TrainingRun).where(TrainingRun.model_id == model.id,
-                                                    TrainingRun.status.in_(ACTIVE_RUN_STATES)))
+        active = active_run(s, model.id)
         if active is not None:
             raise Conflict(f"model {model.name!r} already has run {active.id} {active.status}",
                            run=run_path(model.id, active.id),

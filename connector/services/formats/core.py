@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
+from urllib.parse import SplitResult, urlsplit
 
 from sqlalchemy import select
 
@@ -99,6 +100,15 @@ def stem(path: str) -> str:
 
 def is_image_name(path: str) -> bool:
     return path.lower().endswith(IMAGE_SUFFIXES)
+
+
+def url_parts(ref: str) -> SplitResult | None:
+    """A URL's parts, or None when it does not split as one (e.g. "http://[::1/a.jpg"): the
+    caller then looks the text up as a file name."""
+    try:
+        return urlsplit(ref)
+    except ValueError:
+        return None
 
 
 # What zipfile raises for an entry it lists but cannot give back: a bad CRC, corrupt deflate data,
@@ -237,6 +247,9 @@ def import_parsed(store: Store, limits: dict, model_ref, dataset_id: int, parsed
     # Read and check every image before opening the transaction: slow work outside, writes inside.
     accepted = []
     for pic in parsed.pictures:
+        if len(pic.boxes) > MAX_BOXES_PER_IMAGE:  # said before the picture is read and decoded
+            report.skip(pic.item, too_many_boxes(len(pic.boxes)))
+            continue
         try:
             checked = check_image(_read_first(read_file, pic.names), limits, display_name(pic.names[0]))
         except FileNotFoundError as exc:
@@ -244,9 +257,6 @@ def import_parsed(store: Store, limits: dict, model_ref, dataset_id: int, parsed
             continue
         except OdError as exc:
             report.skip(pic.item, exc.detail)
-            continue
-        if len(pic.boxes) > MAX_BOXES_PER_IMAGE:
-            report.skip(pic.item, too_many_boxes(len(pic.boxes)))
             continue
         if pic.width and pic.height and (pic.width, pic.height) != (checked.width, checked.height):
             turned = (pic.width, pic.height) == (checked.height, checked.width)

@@ -8,20 +8,18 @@ JSON has one, then by the file name of its `originalImageUri`, then as `<id>.<ex
 from __future__ import annotations
 
 import posixpath
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from ...errors import Invalid
-from .core import IMAGE_SUFFIXES, Box, Parsed, Picture, ZipSource, load_json, one_file
+from .core import IMAGE_SUFFIXES, Box, Parsed, Picture, ZipSource, load_json, one_file, url_parts
 
 
 def _names(img: dict) -> tuple[str, ...]:
     names = [img.get(k) for k in ("fileName", "name")]
     uri = img.get("originalImageUri")
     if isinstance(uri, str) and uri:
-        try:
-            names.append(posixpath.basename(unquote(urlsplit(uri).path)))
-        except ValueError:  # not a URL after all (e.g. "https://[abc/a.jpg"): its file name may still be
-            names.append(posixpath.basename(uri))
+        parts = url_parts(uri)  # None: not a URL after all, but its file name may still be found
+        names.append(posixpath.basename(uri if parts is None else unquote(parts.path)))
     image_id = img.get("id", img.get("imageId"))
     if image_id not in (None, ""):
         names += [f"{image_id}{suffix}" for suffix in IMAGE_SUFFIXES] + [str(image_id)]

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import posixpath
 import re
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
 from ...errors import Invalid
-from .core import Box, Parsed, Picture, ZipSource, is_image_name, load_json, one_file
+from .core import Box, Parsed, Picture, ZipSource, is_image_name, load_json, one_file, url_parts
 
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(.+)$")
 
@@ -25,22 +25,17 @@ def _image_ref(data) -> str | None:
         return None
     if isinstance(data.get("image"), str) and data["image"]:
         return data["image"]
-    return next((v for v in data.values()
-                 if isinstance(v, str) and (is_image_name(v) or is_image_name(_url_path(v)))), None)
+    return next((v for v in data.values() if isinstance(v, str) and _names_an_image(v)), None)
 
 
-def _url_path(ref: str) -> str:
-    """The path of a URL (or the text itself when it does not split as one, e.g. "http://[::1/a.jpg")."""
-    try:
-        return urlsplit(ref).path
-    except ValueError:
-        return ref
+def _names_an_image(value: str) -> bool:
+    parts = url_parts(value)
+    return is_image_name(value) or (parts is not None and is_image_name(parts.path))
 
 
 def _names(ref: str) -> tuple[str, ...]:
-    try:
-        parts = urlsplit(ref)
-    except ValueError:  # not a URL after all ("http://[::1/a.jpg"): its file name may still be found
+    parts = url_parts(ref)
+    if parts is None:  # not a URL after all: its file name may still be found
         base = posixpath.basename(ref.replace("\\", "/"))
         return (base,) if base else ()
     local = parse_qs(parts.query).get("d")  # /data/local-files/?d=folder/a.jpg
