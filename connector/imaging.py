@@ -11,6 +11,7 @@ decodes the image it returns.
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -119,9 +120,26 @@ def oriented_size(img: Image.Image) -> tuple[int, int]:
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
-def load_rgb(source: bytes | str | os.PathLike) -> Image.Image:
+def draft_at_least(img: Image.Image, width: int, height: int) -> None:
+    """Let libjpeg decode a JPEG that is not loaded yet at 1/2, 1/4 or 1/8 scale: the largest
+    shrink that keeps at least ``width`` x ``height`` (as users see the picture, after EXIF
+    rotation), so a resize after it still only shrinks. Other formats and loaded images decode
+    in full."""
+    if img.format in ("JPEG", "MPO"):
+        rotated = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+        img.draft("RGB", (height, width) if rotated else (width, height))
+
+
+def load_rgb(source: bytes | str | os.PathLike, min_side: int | None = None) -> Image.Image:
     """Decode a stored (already checked) image, given as bytes or a file path, the way every
-    part of odconnect sees it: first frame, EXIF-rotated, RGB."""
+    part of odconnect sees it: first frame, EXIF-rotated, RGB. With ``min_side``, a large JPEG
+    may come back smaller, its short side still at least ``min_side`` (callers that resize to
+    that size lose nothing, and skip most of the decode of a phone photo)."""
     with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
         img.seek(0)
+        if min_side:
+            w, h = oriented_size(img)
+            scale = min_side / min(w, h)
+            if scale < 1:
+                draft_at_least(img, math.ceil(w * scale), math.ceil(h * scale))
         return to_rgb(ImageOps.exif_transpose(img))

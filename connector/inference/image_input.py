@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..imaging import to_rgb
+from ..imaging import draft_at_least, to_rgb
 
 __all__ = ["ModelInput", "resized_size", "prepare", "batch_tensor", "forward_groups", "MAX_PER_PASS"]
 
@@ -87,11 +87,8 @@ def prepare(source: bytes | Image.Image | ModelInput, min_size: int, max_size: i
     img = Image.open(io.BytesIO(source)) if isinstance(source, (bytes, bytearray, memoryview)) else source
     width, height, orientation = _oriented(img)
     new_h, new_w = resized_size(height, width, min_size, max_size)
-    if draft and img.format == "JPEG":
-        # libjpeg shrinks by the largest of 1/2, 1/4, 1/8 that keeps at least the requested
-        # size (none when the photo is under twice the size); asked in stored orientation.
-        # A loaded image ignores it.
-        img.draft("RGB", (new_h, new_w) if orientation in (5, 6, 7, 8) else (new_w, new_h))
+    if draft:
+        draft_at_least(img, new_w, new_h)
     if orientation != 1:  # exif_transpose copies even an upright picture
         img = ImageOps.exif_transpose(img)
     img = to_rgb(img)

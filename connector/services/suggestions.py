@@ -13,7 +13,6 @@ from model_store import Store
 from model_store.schema import Image, Region
 
 from ..errors import Invalid
-from ..imaging import load_rgb
 from ..views import image_view
 from . import images, inference
 from .catalog import get_dataset, get_model
@@ -22,8 +21,9 @@ from .catalog import get_dataset, get_model
 def predicted_boxes(predictor, target: inference.Target, data: bytes, threshold: float | None) -> list[dict]:
     """The version's boxes on an image, as suggestions: {labelId, left, top, width, height, probability}.
 
-    `predictor` is the version's from the predictor cache (either engine, see connector/inference/engines.py)."""
-    result, _ = inference.detect(predictor, target, load_rgb(data), threshold)
+    `predictor` is the version's from the predictor cache (either engine, see connector/inference/engines.py);
+    the stored picture is decoded as detect decodes one (a large JPEG at reduced scale)."""
+    result, _ = inference.detect(predictor, target, predictor.prepare(data), threshold)
     return [{"labelId": p["tagId"], "probability": p["probability"], **p["boundingBox"]}
             for p in result["predictions"]]
 

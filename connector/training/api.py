@@ -317,7 +317,7 @@ def _predict_fn(predictor: Predictor, cancel: threading.Event | None,
     def predict_fn(r: ImageRecord) -> list[Detection]:
         if cancel is not None and cancel.is_set():
             raise Canceled("training canceled")
-        rgb = load_rgb_array(r.path)
+        rgb = load_rgb_array(r.path, int(predictor.cfg.INPUT.MIN_SIZE_TEST))
         dets = predictor.predict_array(rgb, min_score=0.0)
         h, w = rgb.shape[:2]
         sx, sy = r.width / w, r.height / h  # boxes back into the record's coordinates
