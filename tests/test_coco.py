@@ -101,6 +101,16 @@ def test_unusable_items_are_skipped_with_reasons(api):
     assert rep["images"] == 3 and rep["boxes"] == 0
 
 
+def test_categories_that_differ_only_in_case_box_one_label(api):
+    m = api.model("fruit", ["apple"])
+    coco, files = coco_set(4, labels=("Apple", "BANANA", "banana"))
+    r = post_import(api, m, coco, files)
+    assert r.status_code == 201, r.text
+    rep = r.json()
+    assert rep["labelsAdded"] == ["BANANA"] and rep["boxesPerLabel"] == {"apple": 2, "BANANA": 2}
+    assert [t["name"] for t in api.get(f"/models/{m['id']}/labels").json()] == ["apple", "BANANA"]
+
+
 def test_unknown_categories_without_add_labels(api):
     m = api.model("fruit", ["apple"])
     coco, files = coco_set(2)

@@ -107,12 +107,12 @@ def test_rename_label_and_its_conflicts(api):
 
 
 def test_delete_a_label_with_its_boxes(api):
-    m = api.model("cutlery", ["fork", "Fork", "spoon"])
+    m = api.model("cutlery", ["fork", "frok", "spoon"])
     fork, typo, spoon = m["labels"]
     url = f"/models/{m['id']}/labels"
     box = {"left": 0.1, "top": 0.1, "width": 0.2, "height": 0.2}
-    img = upload(api, m, [1], regions=[{"labelName": "fork", **box}, {"labelName": "Fork", **box},
-                                       {"labelName": "Fork", **box, "left": 0.5}])[0]
+    img = upload(api, m, [1], regions=[{"labelName": "fork", **box}, {"labelName": "frok", **box},
+                                       {"labelName": "frok", **box, "left": 0.5}])[0]
     r = api.delete(f"{url}/{typo['id']}")
     assert r.status_code == 200 and r.json() == {**typo, "boxesDeleted": 2}, r.text
     assert [t["name"] for t in api.get(url).json()] == ["fork", "spoon"]
@@ -126,3 +126,26 @@ def test_delete_a_label_with_its_boxes(api):
         r = api.delete(f"{url}/{label_id}")
         assert r.status_code == status and needle in r.json()["detail"], r.text
     assert store_snapshot(api.app) == before
+
+
+def test_names_that_differ_only_in_case_or_unicode_form_are_one_label(api):
+    """A flow counting "fork" and "Fork" apart would split one count in two: they are one label."""
+    before = store_snapshot(api.app)
+    r = api.post("/models", json={"name": "cutlery", "labels": ["fork", "Fork"]})
+    assert r.status_code == 409 and "as 'fork'" in r.json()["detail"], r.text
+    assert store_snapshot(api.app) == before  # no model half made
+    m = api.model("cutlery", ["fork", "spoon"])
+    fork, spoon = m["labels"]
+    url = f"/models/{m['id']}/labels"
+    before = store_snapshot(api.app)
+    for name in ("Fork", " FORK ", "\uff46\uff4f\uff52\uff4b"):  # the last: full-width letters
+        r = api.post(url, json={"names": [name]})
+        assert r.status_code == 409 and "differ only in case" in r.json()["detail"], (name, r.text)
+    assert api.patch(f"{url}/{spoon['id']}", json={"name": "FORK"}).status_code == 409
+    assert store_snapshot(api.app) == before
+    # a label may change its own case; boxes given by name find it whatever the case
+    assert api.patch(f"{url}/{fork['id']}", json={"name": "Fork"}).json()["name"] == "Fork"
+    box = {"left": 0.1, "top": 0.1, "width": 0.2, "height": 0.2}
+    img = upload(api, m, [1], regions=[{"labelName": "fork", **box}, {"labelName": "SPOON", **box}])[0]
+    regions = api.get(f"/models/{m['id']}/datasets/{m['datasetId']}/images/{img}").json()["regions"]
+    assert sorted(r["labelId"] for r in regions) == [fork["id"], spoon["id"]]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +25,30 @@ def check_name(value: str, what: str) -> str:
     if not NAME_RE.match(value):
         raise Invalid(f"{what} {value[:140]!r} must be 1-128 characters without control characters or slashes")
     return value
+
+
+def label_key(name: str) -> str:
+    """What makes two label names one label: case and Unicode form aside ("Fork", "fork", a
+    full-width "ｆｏｒｋ"), as a flow that counted them apart would split one count in two."""
+    return unicodedata.normalize("NFKC", name.strip()).casefold()
+
+
+def labels_by_key(labels) -> dict[str, Label]:
+    """Labels by ``label_key``; where a store made before that rule holds two, the older wins."""
+    found: dict[str, Label] = {}
+    for label in sorted(labels, key=lambda t: t.id or 0):
+        found.setdefault(label_key(label.name), label)
+    return found
+
+
+def _same_label(model: Model, name: str, except_id: int | None = None) -> Conflict | None:
+    """The conflict when ``name`` is, case and Unicode form aside, one of the model's labels."""
+    other = next((t for t in model.labels if (except_id is None or t.id != except_id)
+                  and label_key(t.name) == label_key(name)), None)
+    if other is None:
+        return None
+    also = "" if other.name == name else f" (as {other.name!r}: names that differ only in case are one label)"
+    return Conflict(f"label {name!r} already exists in model {model.name!r}{also}")
 
 
 def check_model_name(value: str) -> str:
@@ -101,13 +126,12 @@ def _name_taken(session: Session, name: str, except_id: int | None = None) -> bo
 
 
 def _add_labels(session: Session, model: Model, names: list[str]) -> list[Label]:
-    existing = {t.name for t in model.labels}
     added = []
     for raw in names:
         name = check_name(raw, "label name")
-        if name in existing:
-            raise Conflict(f"label {name!r} already exists in model {model.name!r}")
-        existing.add(name)
+        conflict = _same_label(model, name)
+        if conflict is not None:
+            raise conflict
         label = Label(name=name)
         model.labels.append(label)
         added.append(label)
@@ -223,8 +247,9 @@ def rename_label(store: Store, model_ref, label_id: int, name: str) -> dict:
         label = next((t for t in model.labels if t.id == label_id), None)
         if label is None:
             raise NotFound(f"label {label_id} does not exist in model {model.name!r}")
-        if any(t.name == name and t.id != label_id for t in model.labels):
-            raise Conflict(f"label {name!r} already exists in model {model.name!r}")
+        conflict = _same_label(model, name, except_id=label_id)
+        if conflict is not None:
+            raise conflict
         label.name = name
         try:
             s.flush()

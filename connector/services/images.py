@@ -14,7 +14,7 @@ from ..errors import Invalid, NotFound, OdError
 from ..imaging import CheckedImage, check_image
 from ..modeling.boxes import iou_ltwh
 from ..views import image_view
-from .catalog import get_dataset, get_model
+from .catalog import get_dataset, get_model, label_key, labels_by_key
 
 EPS = 1e-6
 SAME_OBJECT_IOU = 0.5  # a suggestion this close to an approved box of its label is that box again (COCO's match)
@@ -63,23 +63,28 @@ def too_many_boxes(n: int) -> str:
     return f"{n} boxes is over the limit of {MAX_BOXES_PER_IMAGE} on one image"
 
 
-def _labels_by_key(model: Model) -> dict:
-    keys: dict = {}
-    for label in model.labels:
-        keys[label.name] = label
-        keys[label.id] = label
-    return keys
+def _find_label(model: Model):
+    """label id or name -> the model's Label (or None): a name as written, else by label_key."""
+    by_id = {t.id: t for t in model.labels}
+    by_name = {t.name: t for t in model.labels}
+    by_key = labels_by_key(model.labels)
+
+    def find(key):
+        if isinstance(key, str):
+            return by_name.get(key) or by_key.get(label_key(key))
+        return by_id.get(key) if isinstance(key, int) and not isinstance(key, bool) else None
+    return find
 
 
 def validate_regions(model: Model, regions: list[dict]) -> list[tuple[Label, float, float, float, float]]:
     """Normalized boxes (left, top, width, height in 0..1) with a known label, inside the image."""
     if len(regions) > MAX_BOXES_PER_IMAGE:
         raise Invalid(too_many_boxes(len(regions)))
-    labels = _labels_by_key(model)
+    find_label = _find_label(model)
     out = []
     for i, r in enumerate(regions):
         key = r.get("labelId", r.get("labelName", r.get("label")))
-        label = labels.get(key)
+        label = find_label(key)
         if label is None:
             raise Invalid(f"region {i}: unknown label {key!r}; the model's labels are "
                           f"{sorted(t.name for t in model.labels)}")

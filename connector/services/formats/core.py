@@ -29,7 +29,7 @@ from model_store.schema import Image, Label, Region
 from ...errors import Invalid, NotFound, OdError, TooLarge
 from ...imaging import check_image
 from ...modeling.boxes import fraction_to_pixels, pixels_to_fraction
-from ..catalog import check_name, get_dataset, get_model
+from ..catalog import check_name, get_dataset, get_model, label_key, labels_by_key
 from ..images import MAX_BOXES_PER_IMAGE, display_name, too_many_boxes
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -269,15 +269,19 @@ def import_parsed(store: Store, limits: dict, model_ref, dataset_id: int, parsed
     with store.transaction() as s:
         model = get_model(s, model_ref)
         ds = get_dataset(s, model, dataset_id)
-        labels = {t.name: t for t in model.labels}
-        unknown = [n for n in dict.fromkeys(parsed.labels) if n not in labels]
+        labels = labels_by_key(model.labels)  # a category "Fork" boxes the label "fork"
+        spelled: dict[str, str] = {}  # a new label's key -> its first spelling in the file
+        for name in parsed.labels:
+            if label_key(name) not in labels:
+                spelled.setdefault(label_key(name), name)
+        unknown = list(spelled.values())
         if unknown and not add_labels:
             raise Invalid(f"categories {sorted(unknown)} are not labels of model {model.name!r}; "
                           "add them or import with addLabels=true")
         for name in unknown:
             label = Label(name=check_name(name, "category name"))
             model.labels.append(label)
-            labels[name] = label
+            labels[label_key(name)] = label
             report.labels_added.append(name)
         s.flush()
 
@@ -300,7 +304,7 @@ def import_parsed(store: Store, limits: dict, model_ref, dataset_id: int, parsed
                 region = _region(box, checked.width, checked.height, report)
                 if region is None:
                     continue
-                label = labels[box.label]
+                label = labels[label_key(box.label)]
                 image.regions.append(Region(label_id=label.id, label=label, source="import", approved=True, **region))
                 report.boxes_per_label[label.name] += 1
             report.images += 1
