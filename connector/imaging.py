@@ -102,15 +102,22 @@ def corrupt(name: str, exc: Exception) -> Invalid:
     return Invalid(f"{name}: the image data is corrupt or truncated ({exc})")
 
 
-def check_image(data: bytes, limits: dict, name: str = "image") -> CheckedImage:
-    """Validate raw bytes as an image, decoding it in full; raise an OdError naming what is wrong."""
+def check_image(data: bytes, limits: dict, name: str = "image", keep_pixels: bool = True) -> CheckedImage:
+    """Validate raw bytes as an image, decoding every coded byte of it; raise an OdError naming
+    what is wrong. Without ``keep_pixels`` (storing a picture, not looking at it) a JPEG decodes
+    at 1/8 scale: libjpeg still reads every coded block, so corrupt or truncated data fails as it
+    would in full, for a fraction of the time and 1/64 of the memory of a phone photo (or of a
+    small file whose header claims 10,000 px a side)."""
     img = check_header(data, limits, name)
     try:
+        w, h = oriented_size(img)  # before the draft shrinks img.size
+        if not keep_pixels:
+            draft_at_least(img, 1, 1)
         img.load()
     except Exception as exc:
         raise corrupt(name, exc) from exc
-    w, h = oriented_size(img)
-    return CheckedImage(data=data, format=image_format(img), width=w, height=h, decoded=img)
+    return CheckedImage(data=data, format=image_format(img), width=w, height=h,
+                        decoded=img if keep_pixels else None)
 
 
 def oriented_size(img: Image.Image) -> tuple[int, int]:

@@ -196,3 +196,27 @@ def test_approve_suggested_regions(api):
     assert api.post(f"{images_path(m)}/{img}/regions/approve", json={"regionIds": [9999]}).status_code == 400
     r = api.post(f"{images_path(m)}/{img}/regions/approve", json={})
     assert all(x["approved"] for x in r.json()["regions"])
+
+
+def test_storing_a_large_jpeg_checks_every_byte_without_keeping_its_pixels(monkeypatch):
+    """Uploads and imports verify a JPEG at 1/8 scale: the size stored is the picture's own, and
+    corrupt or truncated data fails as a full decode would (1/64 of the memory of a phone photo,
+    or of a small file whose header claims 10,000 px a side)."""
+    from connector import imaging
+    from connector.config import DEFAULTS
+
+    limits = DEFAULTS["limits"]
+    img = Image.new("RGB", (4000, 3000), (90, 140, 60))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned: 3000 wide, 4000 high
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=80, exif=exif)
+    loaded = []
+    real_load = Image.Image.load
+    monkeypatch.setattr(imaging.Image.Image, "load", lambda self: loaded.append(self.size) or real_load(self))
+    checked = imaging.check_image(buf.getvalue(), limits, "phone.jpg", keep_pixels=False)
+    assert (checked.width, checked.height, checked.decoded) == (3000, 4000, None)
+    assert set(loaded) == {(500, 375)}  # 1/8 scale
+    with pytest.raises(imaging.Invalid, match="corrupt or truncated"):
+        imaging.check_image(half(buf.getvalue()), limits, "cut.jpg", keep_pixels=False)
+    assert imaging.check_image(buf.getvalue(), limits, "phone.jpg").decoded.size == (4000, 3000)

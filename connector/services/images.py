@@ -129,7 +129,7 @@ def add_images(store: Store, limits: dict, model_ref, dataset_id: int, uploads: 
         for up in uploads:
             name = display_name(up.name)
             try:
-                checked = check_image(up.data, limits, name)
+                checked = check_image(up.data, limits, name, keep_pixels=False)
                 boxes = validate_regions(model, up.regions) if up.regions else None
             except OdError as exc:
                 report.add(name, "rejected", reason=exc.detail)

@@ -16,7 +16,7 @@ import posixpath
 import zipfile
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import SplitResult, urlsplit
@@ -251,7 +251,8 @@ def import_parsed(store: Store, limits: dict, model_ref, dataset_id: int, parsed
             report.skip(pic.item, too_many_boxes(len(pic.boxes)))
             continue
         try:
-            checked = check_image(_read_first(read_file, pic.names), limits, display_name(pic.names[0]))
+            checked = check_image(_read_first(read_file, pic.names), limits, display_name(pic.names[0]),
+                                  keep_pixels=False)
         except FileNotFoundError as exc:
             report.skip(pic.item, str(exc))
             continue
@@ -264,7 +265,7 @@ def import_parsed(store: Store, limits: dict, model_ref, dataset_id: int, parsed
                         + (" as shown: its EXIF orientation turns the stored pixels, and boxes drawn on them would "
                            "land turned; export the pictures upright (EXIF applied) with their boxes" if turned else ""))
             continue
-        accepted.append((pic, replace(checked, decoded=None)))  # keep bytes, not pixels, of many images
+        accepted.append((pic, checked))  # bytes, not pixels (keep_pixels=False), of many images
 
     with store.transaction() as s:
         model = get_model(s, model_ref)
