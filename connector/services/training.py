@@ -308,11 +308,17 @@ def _finish(store: Store, run_id: int, status: str, reason: str = "") -> None:
     webhooks.emit_run_finished(store, run_id)  # after the commit; never raises
 
 
+def _operating_point(m: dict) -> dict:
+    return {"threshold": m.get("threshold"), "precision": m.get("precision"), "recall": m.get("recall"),
+            "countError": m.get("count_error"), "relativeCountError": m.get("relative_count_error")}
+
+
 def _label_metrics(m: dict) -> dict:
-    return {"ap50": m.get("ap50"), "threshold": m.get("threshold"), "thresholdFrom": m.get("threshold_from"),
-            "precision": m.get("precision"), "recall": m.get("recall"), "countError": m.get("count_error"),
-            "relativeCountError": m.get("relative_count_error"), "images": m.get("images", 0),
-            "boxes": m.get("boxes", 0)}
+    return {"ap50": m.get("ap50"), **_operating_point(m), "thresholdFrom": m.get("threshold_from"),
+            "images": m.get("images", 0), "boxes": m.get("boxes", 0),
+            # none in versions made before it; 4 places keep a version's record small
+            "curve": [{k: v if v is None else round(v, 4) for k, v in _operating_point(p).items()}
+                      for p in m.get("curve", [])]}
 
 
 def _advice(metrics: dict, plan: Plan, advised_images: int) -> list[str]:

@@ -20,7 +20,9 @@ Returned dict::
      "per_label": {name: {"ap50", "threshold", "precision", "recall" (at the threshold),
                           "count_error": mean |predicted - true count| per image,
                           "relative_count_error": that error / the mean true count per image,
-                          "images": images with >= 1 box of the label, "boxes": its boxes}},
+                          "images": images with >= 1 box of the label, "boxes": its boxes,
+                          "curve": [{"threshold", "precision", "recall", "count_error",
+                                     "relative_count_error"}] at each of CURVE_THRESHOLDS}},
      "score": AP50 * 100 rounded to 1 decimal (0.0 when AP50 is undefined),
      "score_interval": {"low", "high", "level"}: bootstrap interval of the score over the
                        evaluation images (None when there is nothing to resample),
@@ -43,10 +45,13 @@ from connector.modeling.records import ImageRecord
 from connector.training.bootstrap import score_interval
 
 __all__ = ["evaluate", "evaluate_detections", "predict_all", "match", "Matches", "prediction_profile",
-           "SCORE_THRESHOLD", "IOU_THRESHOLD"]
+           "SCORE_THRESHOLD", "IOU_THRESHOLD", "CURVE_THRESHOLDS", "operating_point"]
 
 SCORE_THRESHOLD = 0.5  # a label's threshold when none could be chosen on validation images
 IOU_THRESHOLD = 0.5
+# Where each label's operating curve is read: what a maker sees move with the Performance view's
+# probability slider (as in Custom Vision), and can then give a flow as its threshold.
+CURVE_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 MAX_DETS = 100  # COCOeval's maxDets for AP: the score interval resamples the same detections
 
 
@@ -198,6 +203,14 @@ def count_errors(m: Matches, k: int, threshold: float) -> tuple[float | None, fl
     return float(err.mean()), _ratio(float(err.sum()), float(m.gt[:, k].sum()))
 
 
+def operating_point(m: Matches, k: int, threshold: float) -> dict:
+    """Label k counted from ``threshold``: its precision, recall and count errors there."""
+    tp, pred = m.tp_pred(k, threshold)
+    mae, rel = count_errors(m, k, threshold)
+    return {"threshold": threshold, "precision": _ratio(tp, pred), "recall": _ratio(tp, int(m.gt[:, k].sum())),
+            "count_error": mae, "relative_count_error": rel}
+
+
 def evaluate_detections(detections: Sequence[Sequence[Any]], records: Sequence[ImageRecord],
                         labels: Sequence[str], thresholds: Sequence[float] | None = None,
                         interval_level: float | None = 0.9) -> dict:
@@ -213,10 +226,9 @@ def evaluate_detections(detections: Sequence[Sequence[Any]], records: Sequence[I
         tp, pred = m.tp_pred(k, thresholds[k])
         boxes = int(m.gt[:, k].sum())
         tp_all, pred_all = tp_all + tp, pred_all + pred
-        mae, rel = count_errors(m, k, thresholds[k])
-        per_label[name] = {"ap50": per_ap50[k], "threshold": thresholds[k], "precision": _ratio(tp, pred),
-                           "recall": _ratio(tp, boxes), "count_error": mae, "relative_count_error": rel,
-                           "images": int((m.gt[:, k] > 0).sum()), "boxes": boxes}
+        per_label[name] = {"ap50": per_ap50[k], **operating_point(m, k, thresholds[k]),
+                           "images": int((m.gt[:, k] > 0).sum()), "boxes": boxes,
+                           "curve": [operating_point(m, k, t) for t in CURVE_THRESHOLDS]}
     interval = score_interval(m, interval_level) if ap50 is not None and interval_level else None
     return {
         "ap": ap, "ap50": ap50, "ap75": ap75,

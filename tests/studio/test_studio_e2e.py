@@ -23,6 +23,11 @@ SEEDS = range(8)  # 8 squares and 4 circles: over the tiny data check's 3 per la
 ITERATIONS = 6
 
 
+def same_pct(text, v):
+    """Whether the studio's share (fmt.pct, 1 decimal) is v; JS and Python may round a tie apart."""
+    return text == "–" if v is None else abs(float(text.rstrip("%")) - v * 100) <= 0.051
+
+
 @pytest.fixture
 def tiny_server(tmp_path):
     srv = Server(tmp_path / "store", **INFER)
@@ -101,6 +106,16 @@ def test_from_nothing_to_a_published_model(tiny_server, new_page):
     assert page.locator("#per-label-metrics tbody tr").count() == len(version["metrics"]["perLabel"])
     # each label's counting threshold and count error, as the version's metrics hold them
     first = next(iter(version["metrics"]["perLabel"].values()))
+    assert page.locator("#per-label-metrics tbody tr >> nth=0 >> td.threshold").inner_text().startswith(
+        f"{first['threshold']:.2f}")
+    # the probability slider counts every label from one threshold, read off the label's curve
+    page.locator("#perf-threshold").fill("0.05")
+    assert not page.is_checked("#perf-own") and page.inner_text("#perf-threshold-value") == "0.05"
+    at = first["curve"][0]
+    cells = page.locator("#per-label-metrics tbody tr >> nth=0 >> td").all_inner_texts()
+    assert cells[2] == "0.05" and same_pct(cells[3], at["precision"]) and same_pct(cells[4], at["recall"]), (cells, at)
+    assert "Give a flow this threshold" in page.inner_text("#perf-overall")
+    page.check("#perf-own")
     assert page.locator("#per-label-metrics tbody tr >> nth=0 >> td.threshold").inner_text().startswith(
         f"{first['threshold']:.2f}")
     interval = version["metrics"].get("scoreInterval")

@@ -48,6 +48,18 @@ def test_count_errors_at_each_labels_threshold():
     # the false dot at 0.7 counts once the threshold is under it
     m = evaluate_detections(detections, records, LABELS, thresholds=[0.5, 0.5], interval_level=None)
     assert m["per_label"]["dot"]["count_error"] == pytest.approx(3 / 3)
+    # each label's curve: the same figures from every probability 0.05..0.95 (the studio's slider)
+    curve = {p["threshold"]: p for p in m["per_label"]["cell"]["curve"]}
+    assert list(curve) == [round(0.05 * i, 2) for i in range(1, 20)]
+    assert curve[0.5] == {k: cell[k] for k in ("threshold", "precision", "recall", "count_error",
+                                               "relative_count_error")}
+    # cell at 0.25: all 5 found, counts 3, 2, 0 against 3, 1, 0; at 0.95 only the 0.95 one
+    assert (curve[0.25]["precision"], curve[0.25]["recall"], curve[0.25]["count_error"]) == (
+        pytest.approx(4 / 5), 1.0, pytest.approx(1 / 3))
+    assert (curve[0.95]["precision"], curve[0.95]["recall"], curve[0.95]["relative_count_error"]) == (
+        1.0, 1 / 4, pytest.approx(3 / 4))
+    dots = {p["threshold"]: p for p in m["per_label"]["dot"]["curve"]}
+    assert dots[0.75]["count_error"] == pytest.approx(2 / 3) and dots[0.85]["precision"] is None  # none kept
 
 
 def under_confident(n_images=6):

@@ -25,6 +25,11 @@ def test_perfect_predictions():
     assert m["ap75"] == pytest.approx(1.0)
     assert m["precision"] == 1.0 and m["recall"] == 1.0
     assert m["score"] == 100.0 and m["eval_images"] == 3
+    curve = m["per_label"]["square"].pop("curve")
+    assert curve[-2] == {"threshold": 0.9, "precision": 1.0, "recall": 1.0, "count_error": 0.0,
+                         "relative_count_error": 0.0}  # every box scored 0.9: all found there
+    assert curve[-1] == {"threshold": 0.95, "precision": None, "recall": 0.0, "count_error": pytest.approx(2 / 3),
+                         "relative_count_error": 1.0}  # and none above it
     assert m["per_label"]["square"] == {"ap50": pytest.approx(1.0), "threshold": 0.5, "precision": 1.0,
                                         "recall": 1.0, "count_error": 0.0, "relative_count_error": 0.0,
                                         "images": 2, "boxes": 2}
@@ -78,6 +83,7 @@ def test_empty_and_label_without_ground_truth():
     m = evaluate(lambda r: [], [], LABELS)
     assert m["ap50"] is None and m["score"] == 0.0 and m["eval_images"] == 0
     m = evaluate(perfect, RECORDS[1:], LABELS)
+    assert len(m["per_label"]["circle"].pop("curve")) == 19
     assert m["per_label"]["circle"] == {"ap50": None, "threshold": 0.5, "precision": None, "recall": None,
                                         "count_error": 0.0, "relative_count_error": None,
                                         "images": 0, "boxes": 0}

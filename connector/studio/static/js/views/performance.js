@@ -67,7 +67,7 @@ function single(v) {
       METRICS.map(([k, label]) => stat(label, fmt.pct(mt[k], 1)))),
     h("p", { class: "hint", id: "metrics-note" }, "AP ranks every box the version finds. Precision and recall count only the boxes at or above each label's threshold (the Threshold column: where detect counts from when a flow gives none), each matched to a true box at IoU 0.5 or more."),
     h("div", { class: "columns" },
-      card("Per label", perLabelTable(mt.perLabel || {})),
+      card("Per label", thresholdControl(mt.perLabel || {})),
       card("About this version", h("dl", { class: "kv" },
         h("dt", "Version"), h("dd", String(v.number), " ", v.published ? badge("published", "success") : null, " ", v.lastTrained ? badge("last trained", "brand") : null),
         h("dt", "Trained"), h("dd", fmt.date(v.created)),
@@ -86,8 +86,54 @@ function adviceList(advice) {
     : h("p", { class: "muted", id: "advice" }, "No advice: the evaluation looks sound.");
 }
 
-function perLabelTable(perLabel) {
-  const rows = Object.entries(perLabel);
+// The per-label table at each label's own threshold, or (the slider, as Custom Vision's
+// Performance page has) every label counted from one probability, read off its curve: what a
+// flow that gives detect that threshold would get.
+function thresholdControl(perLabel) {
+  const table = h("div", perLabelTable(perLabel, null));
+  const curves = Object.values(perLabel).some((x) => x.curve && x.curve.length);
+  if (!curves) return table;
+  const slider = h("input", { type: "range", id: "perf-threshold", min: 0.05, max: 0.95, step: 0.05, value: "0.5" });
+  const out = h("output", { for: "perf-threshold", id: "perf-threshold-value" }, "0.50");
+  const own = h("input", { type: "checkbox", id: "perf-own", checked: true });
+  const overall = h("p", { class: "hint", id: "perf-overall" });
+  function show() {
+    const at = own.checked ? null : Number(slider.value);
+    out.textContent = Number(slider.value).toFixed(2);
+    table.replaceChildren(perLabelTable(perLabel, at));
+    overall.textContent = at === null ? "" : overallAt(perLabel, at);
+  }
+  slider.addEventListener("input", () => { own.checked = false; show(); });
+  own.addEventListener("change", show);
+  return h("div",
+    h("div", { class: "check" }, own, h("label", { for: "perf-own" }, "Each label's own threshold (what detect uses when a flow gives none)")),
+    h("div", { class: "field" }, h("label", { for: "perf-threshold" }, "Probability threshold, every label"),
+      h("div", { class: "inline" }, slider, out)),
+    overall, table);
+}
+
+// A label's figures from probability `at` (its curve's nearest point), or at its own threshold.
+function pointAt(x, at) {
+  if (at === null || !x.curve || !x.curve.length) return x;
+  return x.curve.reduce((best, p) => (Math.abs(p.threshold - at) < Math.abs(best.threshold - at) ? p : best));
+}
+
+// Precision and recall over every label from one probability: true positives are recall x boxes,
+// predictions true positives / precision (none kept where precision is undefined).
+function overallAt(perLabel, at) {
+  let tp = 0, predicted = 0, boxes = 0;
+  for (const x of Object.values(perLabel)) {
+    const p = pointAt(x, at);
+    const found = (p.recall || 0) * x.boxes;
+    tp += found;
+    boxes += x.boxes;
+    predicted += p.precision ? found / p.precision : 0;
+  }
+  return `From probability ${at.toFixed(2)}: precision ${fmt.pct(predicted ? tp / predicted : null, 1)}, recall ${fmt.pct(boxes ? tp / boxes : null, 1)}. Give a flow this threshold to count this way.`;
+}
+
+function perLabelTable(perLabel, at) {
+  const rows = Object.entries(perLabel).map(([name, x]) => [name, { ...x, ...pointAt(x, at), thresholdFrom: at === null ? x.thresholdFrom : null }]);
   if (!rows.length) return h("p", { class: "muted" }, "No per-label figures.");
   return h("div", { class: "table-wrap" }, h("table", { class: "table", id: "per-label-metrics" },
     h("thead", h("tr", h("th", "Label"), h("th", { class: "num" }, "AP50"),
