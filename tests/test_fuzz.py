@@ -69,6 +69,8 @@ MAY_REFUSE_VALID = {
     "ImportCustomVision": "the zip and the export inside must be readable",
     "SetCaptureSettings": "bandLow must stay below bandHigh, which a schema cannot compare",
     "RejectRegions": "the region ids must be suggestions of this image",
+    "UnapproveRegions": "the region ids must be boxes of this image accepted from a suggestion",
+    "RestoreSuggestions": "labels must exist in the model and each box must lie inside the image",
     "ReviewSuggestions": "the label must be a label of the model",
 }
 CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,

@@ -191,3 +191,55 @@ def test_suggestions_never_repeat_an_approved_box(api):
     assert r.json() == {"approved": 3, "rejected": 0, "images": 1}
     check = api.get(f"/models/{m['id']}/data-check").json()
     assert {e["name"]: e["boxes"] for e in check["labels"]} == {"apple": 3, "banana": 1}
+
+
+def test_unapprove_and_restore_take_a_review_back(pool):
+    """Undo of an accept (UnapproveRegions) and of a reject (RestoreSuggestions): a box accepted from
+    a suggestion waits for review again with its id and probability; a rejected suggestion comes back
+    with its label, box and probability. Anything else is a 400 naming the box, and changes nothing."""
+    api, m, ids = pool
+    base = f"/models/{m['id']}/datasets/{m['datasetId']}/images"
+    regions = api.get(f"{base}/{ids[1]}").json()["regions"]
+    drawn = next(r["id"] for r in regions if r["approved"])
+    pending = next(r for r in regions if not r["approved"])
+    api.post(f"{base}/{ids[1]}/regions/approve", json={"regionIds": [pending["id"]]})
+    of_another_image = api.get(f"{base}/{ids[2]}").json()["regions"][0]["id"]
+    before = store_snapshot(api.app)
+    for body, needle in (({"regionIds": [drawn]}, f"regions [{drawn}] were not suggested"),
+                         ({"regionIds": [pending["id"], drawn]}, f"[{drawn}]"),
+                         ({"regionIds": [9999]}, "regions [9999] do not belong"),
+                         ({"regionIds": [of_another_image]}, f"[{of_another_image}] do not belong"),
+                         ({}, "regionIds"), ({"regionIds": [0]}, "minimum")):
+        r = api.post(f"{base}/{ids[1]}/regions/unapprove", json=body)
+        assert r.status_code == 400 and needle in r.json()["detail"], r.json()
+        assert r.headers["content-type"].startswith("application/problem+json")
+    apple = m["labels"][0]["id"]
+    sug = {"labelId": apple, "left": 0.5, "top": 0.5, "width": 0.2, "height": 0.2, "probability": 0.9}
+    for body, needle in (({"suggestions": [{**sug, "labelId": 9999}]}, "unknown label"),
+                         ({"suggestions": [{**sug, "left": 0.9}]}, "not inside the image"),
+                         ({"suggestions": [{k: v for k, v in sug.items() if k != "probability"}]}, "probability"),
+                         ({"suggestions": [{**sug, "probability": 1.5}]}, "maximum"),
+                         ({"suggestions": [sug] * 1001}, "too long"), ({}, "suggestions")):
+        r = api.post(f"{base}/{ids[1]}/regions/restore", json=body)
+        assert r.status_code == 400 and needle in r.json()["detail"], r.json()
+        assert r.headers["content-type"].startswith("application/problem+json")
+    assert store_snapshot(api.app) == before
+    assert api.post(f"{base}/9999/regions/unapprove", json={"regionIds": [drawn]}).status_code == 404
+    # undo of the accept: the same box, a suggestion again (twice is no error)
+    for _ in range(2):
+        r = api.post(f"{base}/{ids[1]}/regions/unapprove", json={"regionIds": [pending["id"]]})
+        assert r.status_code == 200 and r.json()["regions"] == api.get(f"{base}/{ids[1]}").json()["regions"]
+        assert {x["id"]: x for x in r.json()["regions"]}[pending["id"]] == pending
+    # undo of a reject: the suggestion back, with a new id, by label id or name
+    api.post(f"{base}/{ids[1]}/regions/reject", json={"regionIds": [pending["id"]]})
+    restored = {k: pending[k] for k in ("labelName", "left", "top", "width", "height", "probability")}
+    r = api.post(f"{base}/{ids[1]}/regions/restore", json={"suggestions": [restored, {**sug, "probability": 0.25}]})
+    assert r.status_code == 200, r.text
+    got = r.json()["regions"]
+    assert [x["id"] for x in got][0] == drawn and len(got) == 3 and got[1]["id"] > pending["id"]
+    assert {**got[1], "id": pending["id"]} == pending
+    assert (got[2]["approved"], got[2]["source"], got[2]["probability"]) == (False, "suggested", 0.25)
+    # a restored suggestion is a suggestion like any other: accepted, then taken back again
+    api.post(f"{base}/{ids[1]}/regions/approve", json={"regionIds": [got[2]["id"]]})
+    r = api.post(f"{base}/{ids[1]}/regions/unapprove", json={"regionIds": [got[2]["id"]]})
+    assert r.json()["regions"][2]["approved"] is False

@@ -1,4 +1,5 @@
-"""ML-assisted labeling: suggest for one image or a whole dataset (a job), review, reject."""
+"""ML-assisted labeling: suggest for one image or a whole dataset (a job), review, reject, and take a
+review back (unapprove, restore)."""
 from __future__ import annotations
 
 from ..context import ctx
@@ -26,3 +27,11 @@ def review_suggestions(model_id, dataset_id, body):
 def reject_regions(model_id, dataset_id, image_id, body=None):
     body = body if isinstance(body, dict) else {}  # no body at all: reject every suggestion
     return svc.reject_regions(ctx().store, model_id, dataset_id, image_id, body.get("regionIds"))
+
+
+def unapprove_regions(model_id, dataset_id, image_id, body):
+    return svc.unapprove_regions(ctx().store, model_id, dataset_id, image_id, body["regionIds"])
+
+
+def restore_suggestions(model_id, dataset_id, image_id, body):
+    return svc.restore_suggestions(ctx().store, model_id, dataset_id, image_id, body["suggestions"])

@@ -2,8 +2,10 @@
 
 Suggestions are regions with approved=False, source "suggested" and the model's probability.
 They never train and never count in the data check until approved. Approving keeps a box (it
-then trains like a drawn one); rejecting deletes it. Boxes a person drew or approved are never
-touched by anything here.
+then trains like a drawn one); rejecting deletes it. Both can be taken back (the studio's undo):
+unapproving returns an approved box that came from a suggestion to the suggestions, restoring
+stores rejected suggestions again with their probability. Boxes a person drew are never touched
+by anything here.
 """
 from __future__ import annotations
 
@@ -84,5 +86,48 @@ def reject_regions(store: Store, model_ref, dataset_id: int, image_id: int, regi
                               "change approved boxes with SetImageRegions")
         for region in [r for r in image.regions if not r.approved and (region_ids is None or r.id in region_ids)]:
             image.regions.remove(region)
+        s.flush()
+        return image_view(image)
+
+
+def unapprove_regions(store: Store, model_ref, dataset_id: int, image_id: int, region_ids: list[int]) -> dict:
+    """Return approved boxes that came from a suggestion to the suggestions waiting for review (undo
+    of an accept): they keep their id and probability. A box a person drew or imported, or an id
+    that is not a box of this image, is a 400 and nothing changes."""
+    with store.transaction() as s:
+        _, image = images._get_image(s, model_ref, dataset_id, image_id, for_update=True)
+        by_id = {r.id: r for r in image.regions}
+        unknown = sorted(set(region_ids) - set(by_id))
+        if unknown:
+            raise Invalid(f"regions {unknown} do not belong to image {image_id}")
+        drawn = sorted(i for i in set(region_ids) if by_id[i].source != "suggested" or by_id[i].probability is None)
+        if drawn:
+            raise Invalid(f"regions {drawn} were not suggested (a person drew or imported them): only a box "
+                          "accepted from a suggestion can return to the suggestions; change the others with "
+                          "SetImageRegions")
+        for i in set(region_ids):
+            by_id[i].approved = False
+        s.flush()
+        return image_view(image)
+
+
+def restore_suggestions(store: Store, model_ref, dataset_id: int, image_id: int, suggestions: list[dict]) -> dict:
+    """Store suggestions again as they were (undo of a reject): {labelId or labelName, left, top,
+    width, height, probability}, appended in the order given with new ids; the other boxes stay.
+    They are stored as given: the rule that leaves out a suggestion repeating an approved box
+    applies when a version suggests, and a restored suggestion was already on the image."""
+    with store.transaction() as s:
+        model, image = images._get_image(s, model_ref, dataset_id, image_id, for_update=True)
+        boxes = images.validate_regions(model, suggestions)
+        total = len(image.regions) + len(boxes)
+        if total > images.MAX_BOXES_PER_IMAGE:
+            raise Invalid(images.too_many_boxes(total))
+        probabilities = [sug.get("probability") for sug in suggestions]
+        for i, p in enumerate(probabilities):
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+                raise Invalid(f"region {i}: probability must be a number between 0 and 1 (got {p!r})")
+        for (label, left, top, width, height), p in zip(boxes, probabilities):
+            image.regions.append(Region(label_id=label.id, label=label, left=left, top=top, width=width,
+                                        height=height, approved=False, source="suggested", probability=float(p)))
         s.flush()
         return image_view(image)

@@ -104,21 +104,40 @@ def test_suggestions_on_one_image_rejected_and_accepted(trained_server, new_page
     with saved(page):
         page.keyboard.press("Shift+ArrowRight")
     nudged = sorted(_ltwh(r) for r in api.get(path).json()["regions"] if r["approved"])
+
+    def server():
+        regions = api.get(path).json()["regions"]
+        return (sorted(_ltwh(r) for r in regions if r["approved"]),
+                sorted((r["labelName"], _ltwh(r), r["probability"]) for r in regions if not r["approved"]))
+
+    suggestions = sorted((r["labelName"], _ltwh(r), r["probability"]) for r in pending)
+    rejected = page.locator("#box-list li[data-suggested='true']").first.locator("button").first.inner_text()
     with saved(page):
         page.locator("#box-list li[data-suggested='true']").first.get_by_role("button", name="Reject").click()
-    assert len([r for r in api.get(path).json()["regions"] if not r["approved"]]) == len(pending) - 1
-    # the API cannot bring a rejected or accepted suggestion back: Ctrl+Z then undoes nothing (not the nudge)
-    page.keyboard.press("Control+z")
-    page.wait_for_selector("#announcer:text('cannot be undone')")
-    assert sorted(_ltwh(r) for r in api.get(path).json()["regions"] if r["approved"]) == nudged
+    assert len(server()[1]) == len(pending) - 1
+    # Ctrl+Z brings the rejected suggestion back (stored again, with its probability), not the nudge;
+    # Ctrl+Y rejects it again, and Ctrl+Z once more brings it back
+    for key, waiting in (("Control+z", len(pending)), ("Control+y", len(pending) - 1), ("Control+z", len(pending))):
+        with saved(page):
+            page.keyboard.press(key)
+        boxes, waiting_now = server()
+        assert boxes == nudged and len(waiting_now) == waiting
+    assert waiting_now == suggestions
+    assert page.locator("#surface .box.suggested").count() == len(pending)
+    assert rejected in page.locator("#box-list li[data-suggested='true']").all_inner_texts()[-1]
     with saved(page):
         page.click("#accept-all")
     regions = api.get(path).json()["regions"]
-    assert all(r["approved"] for r in regions) and len(regions) == approved_before + len(pending) - 1
-    page.evaluate("document.getElementById('announcer').textContent = ''")
-    page.keyboard.press("Control+z")  # would delete the accepted boxes on the server
-    page.wait_for_selector("#announcer:text('cannot be undone')")
-    page.wait_for_timeout(400)
+    assert all(r["approved"] for r in regions) and len(regions) == approved_before + len(pending)
+    # Ctrl+Z after accepting: the boxes are suggestions again (the same ids), the approved ones as they were
+    ids = {r["id"] for r in regions}
+    with saved(page):
+        page.keyboard.press("Control+z")
+    assert server() == (nudged, suggestions) and {r["id"] for r in api.get(path).json()["regions"]} == ids
+    assert page.locator("#surface .box.suggested").count() == len(pending)
+    # the Redo button accepts them again
+    with saved(page):
+        page.click("#redo")
     assert api.get(path).json()["regions"] == regions
     assert console.problems() == []
 

@@ -1,9 +1,10 @@
-// The boxes of one image, in fractions of the image (0..1, as the API keeps them), with undo.
+// The boxes of one image, in fractions of the image (0..1, as the API keeps them), with undo and redo.
 // Approved boxes are the maker's own: every change to them is a snapshot Ctrl+Z can return to.
 // Suggestions come from a trained version and are accepted or rejected, never edited in place:
-// editing one accepts it first. The API cannot turn an accepted box back into a suggestion nor
-// bring a rejected one back, so accepting or rejecting clears the undo history: undoing a step
-// from before it would put back approved boxes without those, and delete them on the server.
+// editing one accepts it first. Accepting or rejecting is an undo step too: it records the
+// suggestions it took, and undoing puts them back (the saver then unapproves or restores them on
+// the server). A suggestion keeps its key for good; its server id lives in `ids`, since restoring
+// a rejected suggestion gives it a new one.
 export const MIN_SIZE = 0.004; // a box smaller than this (fraction of a side) is a click, not a box
 
 let seq = 0;
@@ -61,27 +62,44 @@ export class BoxSet extends EventTarget {
     this.suggestions = [];
     this.selected = null;
     this.undoStack = [];
+    this.redoStack = [];
     this.reset(regions);
   }
 
   // The image's regions as the server gave them.
   reset(regions) {
+    this.ids = new Map(); // suggestion key -> its id on the server
+    this.touched = new Set(); // keys of suggestions accepted, rejected or put back here
     this.boxes = regions.filter((r) => r.approved).map((r) => ({ ...clampBox(pick(r)), key: key() }));
-    this.suggestions = regions.filter((r) => !r.approved).map((r) => ({ ...pick(r), id: r.id, probability: r.probability, key: key() }));
+    this.suggestions = regions.filter((r) => !r.approved).map((r) => this.suggestion(r, key()));
     this.selected = null;
     this.undoStack = [];
-    this.sealed = false; // the history was cleared by an accept or a reject
+    this.redoStack = [];
     this.emit("reset");
   }
 
-  // Suggestions as the server has them after a save; ones handled here meanwhile stay out, and a
-  // suggestion keeps its key (and so its selection) while its id lives.
-  setSuggestions(regions, handled) {
-    const keys = new Map(this.suggestions.map((x) => [x.id, x.key]));
-    this.suggestions = regions.filter((r) => !r.approved && !handled.has(r.id))
-      .map((r) => ({ ...pick(r), id: r.id, probability: r.probability, key: keys.get(r.id) || key() }));
+  suggestion(r, k) {
+    this.ids.set(k, r.id);
+    return { ...pick(r), id: r.id, probability: r.probability, key: k };
+  }
+
+  // The suggestions the server has, once everything done here is saved: a suggestion keeps its key
+  // (and so its selection) while its id lives; ones accepted or rejected here stay out.
+  setSuggestions(regions) {
+    const keyOf = new Map([...this.ids].map(([k, id]) => [id, k]));
+    const pending = new Set(this.suggestions.map((x) => x.key));
+    this.suggestions = regions.filter((r) => !r.approved)
+      .filter((r) => !(keyOf.has(r.id) && this.touched.has(keyOf.get(r.id)) && !pending.has(keyOf.get(r.id))))
+      .map((r) => this.suggestion(r, keyOf.get(r.id) || key()));
     if (this.selected && !this.find(this.selected)) this.selected = null;
     this.emit("render");
+  }
+
+  // A suggestion stored again on the server under a new id.
+  rebind(k, id) {
+    this.ids.set(k, id);
+    const s = this.suggestions.find((x) => x.key === k);
+    if (s) s.id = id;
   }
 
   all() {
@@ -101,19 +119,16 @@ export class BoxSet extends EventTarget {
     this.emit("select");
   }
 
-  seal() {
-    this.undoStack = [];
-    this.sealed = true;
-  }
-
-  snapshot() {
-    this.undoStack.push(this.boxes.map((b) => ({ ...b })));
+  // One undo step: the approved boxes before it and the suggestions it took (accepted or rejected).
+  record(taken = []) {
+    this.undoStack.push({ boxes: this.boxes.map((b) => ({ ...b })), taken: taken.map((s) => ({ ...s })) });
     if (this.undoStack.length > 200) this.undoStack.shift();
+    this.redoStack = [];
   }
 
   // Replace approved boxes with `next`, recording the state before for undo.
   commit(next, { record = true } = {}) {
-    if (record) this.snapshot();
+    if (record) this.record();
     this.boxes = next;
     this.emit("change");
   }
@@ -142,53 +157,59 @@ export class BoxSet extends EventTarget {
     this.emit("select");
   }
 
-  // A suggestion becomes an approved box (same key, so a drag on it goes on seamlessly).
+  // Suggestions taken off the list as one undo step; accepted ones become approved boxes with the
+  // same key, so that a drag on one goes on seamlessly.
+  review(taken, accept) {
+    if (!taken.length) return;
+    this.record(taken);
+    const keys = new Set(taken.map((s) => s.key));
+    this.suggestions = this.suggestions.filter((x) => !keys.has(x.key));
+    keys.forEach((k) => this.touched.add(k));
+    if (accept) this.boxes = [...this.boxes, ...taken.map((s) => ({ ...clampBox(pick(s)), key: s.key }))];
+    else if (keys.has(this.selected)) this.selected = null;
+    this.emit("review");
+    this.emit("change-local");
+  }
+
   accept(k) {
     const s = this.suggestions.find((x) => x.key === k);
-    if (!s) return null;
-    this.suggestions = this.suggestions.filter((x) => x.key !== k);
-    this.seal();
-    this.boxes = [...this.boxes, { ...clampBox(pick(s)), key: s.key, acceptedFrom: s.id }];
-    this.emit("accept", { ids: [s.id] });
-    this.emit("change-local");
-    return s;
+    this.review(s ? [s] : [], true);
+    return s || null;
   }
 
   acceptAll() {
-    if (!this.suggestions.length) return [];
-    const ids = this.suggestions.map((s) => s.id);
-    this.seal();
-    this.boxes = [...this.boxes, ...this.suggestions.map((s) => ({ ...clampBox(pick(s)), key: s.key, acceptedFrom: s.id }))];
-    this.suggestions = [];
-    this.emit("accept", { ids });
-    this.emit("change-local");
-    return ids;
+    this.review(this.suggestions, true);
   }
 
   reject(k) {
-    const s = this.suggestions.find((x) => x.key === k);
-    if (!s) return;
-    this.suggestions = this.suggestions.filter((x) => x.key !== k);
-    this.seal();
-    if (this.selected === k) this.selected = null;
-    this.emit("reject", { ids: [s.id] });
-    this.emit("change-local");
+    this.review(this.suggestions.filter((x) => x.key === k), false);
   }
 
   rejectAll() {
-    if (!this.suggestions.length) return;
-    const ids = this.suggestions.map((s) => s.id);
-    this.suggestions = [];
-    this.seal();
-    this.selected = null;
-    this.emit("reject", { ids });
-    this.emit("change-local");
+    this.review(this.suggestions, false);
   }
 
   undo() {
-    if (!this.undoStack.length) return false;
-    this.boxes = this.undoStack.pop();
+    return this.travel(this.undoStack, this.redoStack, true);
+  }
+
+  redo() {
+    return this.travel(this.redoStack, this.undoStack, false);
+  }
+
+  // Go to the state `from`'s last step holds, leaving the way back on `to`: the approved boxes are
+  // swapped, and the step's suggestions return to the list (undo) or leave it again (redo).
+  travel(from, to, back) {
+    const step = from.pop();
+    if (!step) return false;
+    to.push({ boxes: this.boxes.map((b) => ({ ...b })), taken: step.taken });
+    this.boxes = step.boxes;
+    const keys = new Set(step.taken.map((s) => s.key));
+    this.suggestions = this.suggestions.filter((x) => !keys.has(x.key));
+    if (back) this.suggestions.push(...step.taken.map((s) => ({ ...s, id: this.ids.get(s.key) })));
+    keys.forEach((k) => this.touched.add(k));
     if (this.selected && !this.find(this.selected)) this.selected = null;
+    if (keys.size) this.emit("review");
     this.emit("change");
     return true;
   }

@@ -1,6 +1,7 @@
 // Labeling one image at full size: draw, move, resize and delete boxes; pick labels with 1-9 or by
 // typing; accept or reject suggestions; next and previous image with the arrow keys (prefetched);
-// every change saved through the API with its state in view; Ctrl+Z undoes within the image.
+// every change saved through the API with its state in view; Ctrl+Z undoes and Ctrl+Y redoes within
+// the image, accepting and rejecting suggestions included.
 import * as api from "../api.js";
 import { h, labelColor, fmt } from "../dom.js";
 import { href } from "../router.js";
@@ -59,7 +60,7 @@ export async function labelView(el, params, query, ctx) {
   const help = h("p", { id: "surface-help", class: "sr-only" },
     "Drag on the image to draw a box with the current label. Drag a box to move it, drag its handles to resize it. " +
     "Keys: 1 to 9 pick a label, type to filter labels, Delete removes the selected box, Enter accepts a selected suggestion, " +
-    "Escape deselects, Control+Z undoes, Shift+arrows nudge the selected box, arrows go to the next or previous image.");
+    "Escape deselects, Control+Z undoes (also an accept or a reject), Control+Y redoes, Shift+arrows nudge the selected box, arrows go to the next or previous image.");
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("class", "overlay");
   svg.setAttribute("tabindex", "0");
@@ -76,6 +77,8 @@ export async function labelView(el, params, query, ctx) {
   const acceptAll = h("button", { type: "button", class: "btn small", id: "accept-all" }, "Accept all");
   const rejectAll = h("button", { type: "button", class: "btn small", id: "reject-all" }, "Reject all");
   const suggestionActions = h("div", { class: "inline", id: "suggestion-actions", hidden: true }, acceptAll, rejectAll);
+  const undoBtn = h("button", { type: "button", class: "btn small", id: "undo", "aria-keyshortcuts": "Control+Z", title: "Undo (Ctrl+Z)", disabled: true }, "Undo");
+  const redoBtn = h("button", { type: "button", class: "btn small", id: "redo", "aria-keyshortcuts": "Control+Y", title: "Redo (Ctrl+Y)", disabled: true }, "Redo");
   const suggestBtn = h("button", { type: "button", class: "btn", id: "suggest-image", disabled: !versions.length,
     title: versions.length ? "Ask the last trained version for boxes" : "Train a version first" }, "Suggest boxes");
   const suggestMin = h("input", { type: "number", id: "suggest-min", min: 0, max: 1, step: "any", value: "0.5",
@@ -90,7 +93,7 @@ export async function labelView(el, params, query, ctx) {
       h("aside", { class: "side", "aria-label": "Labels and boxes" },
         h("section", { class: "card" }, h("h2", "Labels"), picker.filter, picker.list),
         h("section", { class: "card" }, h("h2", "Boxes ", boxCount), boxList,
-          suggestionActions),
+          suggestionActions, h("div", { class: "inline" }, undoBtn, redoBtn)),
         h("section", { class: "card" }, h("h2", "Assist"),
           h("div", { class: "inline center" }, suggestBtn, h("label", { for: "suggest-min" }, "at least"), suggestMin),
           h("p"), deleteBtn))),
@@ -145,6 +148,8 @@ export async function labelView(el, params, query, ctx) {
     const suggestions = counts.suggestions;
     boxCount.textContent = `${counts.boxes}${suggestions ? ` + ${suggestions} suggested` : ""}`;
     suggestionActions.hidden = suggestions === 0;
+    undoBtn.disabled = !b.undoStack.length;
+    redoBtn.disabled = !b.redoStack.length;
     const sel = b.find(b.selected);
     svg.setAttribute("aria-label", `${state.meta.name}: ${counts.boxes} boxes, ${suggestions} suggestions` +
       (sel ? `. Selected: ${(labels.get(sel.labelId) || {}).name}` : ""));
@@ -152,6 +157,15 @@ export async function labelView(el, params, query, ctx) {
 
   acceptAll.addEventListener("click", () => state && state.boxes.acceptAll());
   rejectAll.addEventListener("click", () => state && state.boxes.rejectAll());
+  // the history is the image's own: an accept or a reject goes back like any edit
+  function undo() {
+    if (state) announce(state.boxes.undo() ? "Undone" : "Nothing to undo");
+  }
+  function redo() {
+    if (state) announce(state.boxes.redo() ? "Redone" : "Nothing to redo");
+  }
+  undoBtn.addEventListener("click", undo);
+  redoBtn.addEventListener("click", redo);
 
   function showSaveState(e) {
     const { state: s, error } = e.detail;
@@ -179,7 +193,7 @@ export async function labelView(el, params, query, ctx) {
     visited.add(imageId);
     if (state) state.dispose();
     const boxes = new BoxSet(entry.meta.regions);
-    const saver = new Saver(m.id, datasetId, imageId, boxes);
+    const saver = new Saver(m.id, datasetId, imageId, boxes, entry.meta.regions);
     savers.set(imageId, saver);
     const tool = new PointerTool(svg, boxes, {
       getLabel: () => lastLabelId,
@@ -255,7 +269,7 @@ export async function labelView(el, params, query, ctx) {
       await s.saver.flush();
       const threshold = suggestMin.checkValidity() && suggestMin.value !== "" ? Number(suggestMin.value) : undefined;
       const image = await api.post(`${api.paths.image(m.id, datasetId, s.id)}/suggest`, undefined, { query: { threshold } });
-      if (state === s) s.boxes.setSuggestions(image.regions, new Set());
+      if (state === s) s.saver.adopt(image);
       const n = image.regions.filter((r) => !r.approved).length;
       toast(n ? `${n} suggested box${n === 1 ? "" : "es"}: accept or reject them.` : "No suggestion for this image.", "info");
     } catch (err) {
@@ -312,13 +326,8 @@ export async function labelView(el, params, query, ctx) {
     { keys: ["Enter"], help: "Accept the selected suggestion",
       when: (e) => (e.target === svg || e.target === document.body) && selected() && state.boxes.isSuggestion(state.boxes.selected),
       run: () => state.boxes.accept(state.boxes.selected) },
-    { keys: ["z", "Z"], ctrl: true, label: "Ctrl + Z", help: "Undo (within this image)", run: () => {
-      if (state.boxes.undo()) return;
-      if (state.boxes.sealed) {
-        announce("Accepted or rejected suggestions cannot be undone");
-        toast("Accepting or rejecting suggestions cannot be undone: delete a box you accepted instead.", "info");
-      } else announce("Nothing to undo");
-    } },
+    { keys: ["z", "Z"], ctrl: true, shift: false, label: "Ctrl + Z", help: "Undo (within this image; accepts and rejects too)", run: undo },
+    { keys: ["y", "Y", "z", "Z"], ctrl: true, label: "Ctrl + Y", help: "Redo", when: (e) => e.key.toLowerCase() === "y" || e.shiftKey, run: redo },
     { keys: ["Escape"], label: "Esc", help: "Deselect", when: selected, run: () => state.boxes.select(null) },
     { keys: "abcdefghijklmnopqrstuvwxyz".split(""), label: "a … z", help: "Filter labels by typing (Enter picks the first)",
       run: (e) => picker.type(e.key) },
