@@ -83,10 +83,18 @@ def test_same_seed_same_weights(run, tmp_path, make_request):
     a = torch.load(result.weights_path, weights_only=True)["model"]
     b = torch.load(again.weights_path, weights_only=True)["model"]
     assert a.keys() == b.keys()
+    # Equal up to float rounding: the first training in a process computes its first gradients
+    # about 1e-10 apart from every later one (same losses, same inputs, same start; one thread or
+    # two, oneDNN on or off), so this test, when it trains first, may not ask for identical bits.
+    # Another seed moves the weights by orders of magnitude more (see below).
     for key in ("head.cls_score.weight", "backbone.bottom_up.stem.conv1.weight"):
-        assert torch.equal(a[key], b[key]), key
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert again.metrics == result.metrics
+        assert torch.allclose(a[key], b[key], rtol=0, atol=1e-4), key
+    assert all(torch.allclose(a[k].float(), b[k].float(), rtol=0, atol=1e-4) for k in a)
+    for key in ("ap", "ap50", "score"):
+        assert again.metrics[key] == pytest.approx(result.metrics[key], abs=0.01), key
+    other = torch.load(train(make_request(tmp_path / "other", max_iter=4, seed=1, overrides=ALL_BOXES)).weights_path,
+                       weights_only=True)["model"]
+    assert max((a[k].float() - other[k].float()).abs().max().item() for k in a) > 1e-2
 
 
 def test_init_weights_from_previous_version(run, tmp_path, make_request, synthetic_records):
