@@ -92,11 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(queue.get())
         p.join()
     print(f"\nfast preset, photos {size[0]}x{size[1]}, {args.budget:g} s of training each, 2 threads\n")
-    print("| decode | iterations | s / iteration | mapper ms / picture | evaluation + thresholds s | AP | AP50 |")
-    print("|---|---|---|---|---|---|---|")
+    columns = [("decode", "mode", "s"), ("iterations", "iterations", "d"), ("s / iteration", "s_per_iter", ".2f"),
+               ("mapper ms / picture", "mapper_ms", ".0f"), ("evaluation + thresholds s", "after_training_s", ".1f"),
+               ("AP", "ap", ".3f"), ("AP50", "ap50", ".3f")]
+    print("| " + " | ".join(title for title, _, _ in columns) + " |")
+    print("|" + "---|" * len(columns))
     for r in rows:
-        print(f"| {r['mode']} | {r['iterations']} | {r['s_per_iter']:.2f} | {r['mapper_ms']:.0f} | "
-              f"{r['after_training_s']:.1f} | {r['ap']:.3f} | {r['ap50']:.3f} |")
+        print("| " + " | ".join(format(r[key], spec) for _, key, spec in columns) + " |")
     return 0
 
 
