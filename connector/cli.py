@@ -8,8 +8,6 @@ import warnings
 import sys
 from pathlib import Path
 
-from model_store.migrate import SchemaOutOfDate
-
 from .config import ConfigError, load_config
 from .routes import API_PREFIX, SWAGGER_UI
 
@@ -233,7 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, SchemaOutOfDate) as exc:
+    except ConfigError as exc:
+        print(f"odconnect: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        # imported only here: the client commands start without the store's database stack
+        from model_store.migrate import SchemaOutOfDate
+        if not isinstance(exc, SchemaOutOfDate):
+            raise
         print(f"odconnect: {exc}", file=sys.stderr)
         return 2
 

@@ -32,6 +32,16 @@ class TrainingFailed(ClientError):
     code = Exit.TRAINING_FAILED
 
 
+class UsageError(ClientError):
+    """Options that cannot go together (argparse itself reports the rest with the same code)."""
+    code = Exit.USAGE
+
+
+class Interrupted(ClientError):
+    """Ctrl+C: the message says what was done before it."""
+    code = Exit.INTERRUPTED
+
+
 class ApiError(ClientError):
     """The server answered with an error: its RFC 7807 problem (status, title, detail)."""
 

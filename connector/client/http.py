@@ -8,7 +8,9 @@ and with it one connection pool.
 """
 from __future__ import annotations
 
+import html
 import importlib.metadata
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +32,30 @@ def _user_agent() -> str:
         return "odconnect-cli"
 
 
+def _text_of(response: httpx.Response, limit: int = 300) -> str:
+    """A non-JSON body in one short line: an HTML page (a proxy's, another server's) by its
+    title or its text without tags, never the whole page."""
+    text = response.text
+    if "html" in response.headers.get("Content-Type", "") or re.match(r"\s*<(!doctype|html)", text, re.I):
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
+        text = title.group(1) if title else re.sub(r"<[^>]+>", " ", text)
+        text = "an HTML page: " + html.unescape(text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def not_the_api(response: httpx.Response) -> Unreachable:
+    """A 2xx or 3xx answer that is not the odconnect API's: the URL points elsewhere."""
+    request = response.request
+    where = f"{request.method} {request.url}"
+    if response.is_redirect:
+        return Unreachable(f"{where} was redirected to {response.headers.get('Location', '?')}: "
+                           "give that address with --url (or odconnect login --url)")
+    kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+    return Unreachable(f"{where} answered {response.status_code} with {kind}, not the odconnect API's JSON "
+                       f"({_text_of(response, 120) or 'empty'}): is the URL the odconnect server's address?")
+
+
 def problem_of(response: httpx.Response) -> ApiError:
     """The server's problem details, or the best summary of a non-problem error body."""
     title = response.reason_phrase or "Error"
@@ -41,7 +67,9 @@ def problem_of(response: httpx.Response) -> ApiError:
         pass
     detail = body.get("detail")
     if not isinstance(detail, str):
-        detail = response.text.strip()[:500] if not body else ""
+        detail = _text_of(response) if not body else ""
+        if not body and response.status_code == 404:
+            detail += f" (is {response.request.url.copy_with(query=None)} on an odconnect server? check --url)"
     return ApiError(response.status_code, str(body.get("title") or title), detail, body)
 
 
@@ -74,14 +102,27 @@ class Api:
             raise Unreachable(f"cannot reach {self.url}: {exc}") from exc
         if response.is_error:
             raise problem_of(response)
+        if response.is_redirect:
+            raise not_the_api(response)
         return response
 
+    @staticmethod
+    def json_of(response: httpx.Response):
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise not_the_api(response) from exc
+
     def get(self, path: str, **kw):
-        return self.request("GET", path, **kw).json()
+        return self.json_of(self.request("GET", path, **kw))
 
     def post(self, path: str, **kw):
         response = self.request("POST", path, **kw)
-        return response.json() if response.content else None
+        return self.json_of(response) if response.content else None
+
+    def delete(self, path: str, **kw):
+        response = self.request("DELETE", path, **kw)
+        return self.json_of(response) if response.content else None
 
     def download(self, path: str, choose_dest: Callable[[httpx.Response], Path],
                  on_progress: Callable[[int, int | None], None] = lambda done, total: None,
@@ -90,9 +131,9 @@ class Api:
         beside it, renamed when complete, so that an interrupted download leaves nothing."""
         try:
             with self.http.stream("GET", path, **kw) as response:
-                if response.is_error:
+                if response.is_error or response.is_redirect:
                     response.read()
-                    raise problem_of(response)
+                    raise problem_of(response) if response.is_error else not_the_api(response)
                 dest = choose_dest(response)
                 total = int(response.headers["Content-Length"]) if "Content-Length" in response.headers else None
                 with atomic_file(dest) as fh:

@@ -170,6 +170,10 @@ def test_lifecycle_from_login_to_detect(server, cli, tmp_path):
     versions = cli.ok_json("versions", "list", "shapes")
     assert [(v["number"], v["published"]) for v in versions] == [(1, True), (2, False)]
     assert [x["status"] for x in cli.ok_json("runs", "list", "shapes")] == ["succeeded", "succeeded"]
+    # a version that must never come back is archived: it leaves the list, so rollback skips it
+    archived = cli.ok_json("versions", "archive", "shapes", "2")
+    assert archived["number"] == 2 and archived["archived"] is True
+    assert [v["number"] for v in http.get("/models/shapes/versions").json()] == [1]
 
     exported = cli.ok_json("export", "shapes", "1", "-o", tmp_path / "v1.zip")
     with zipfile.ZipFile(tmp_path / "v1.zip") as zf:
@@ -198,6 +202,11 @@ def test_lifecycle_from_login_to_detect(server, cli, tmp_path):
     assert KEY not in out + err
     assert f"Cancel training run {run_id}?" in err and json.loads(out)["run"]["status"] == "canceled"
     assert http.get(f"/models/shapes/runs/{run_id}").json()["status"] == "canceled"
+
+    # unpublish: detect has nothing to call until a version is published again
+    off = cli.ok_json("unpublish", "shapes")
+    assert off["published"] is None and off["previousVersion"] == 1
+    assert http.get("/models/shapes").json()["publishedVersionId"] is None
 
     assert cli.ok_json("logout")["removed"] is True and not config_file.exists()
 
@@ -235,5 +244,9 @@ def test_failures_exit_with_their_code_and_the_servers_word(server, cli, tmp_pat
     assert {w["label"] for w in r.json()["warnings"] if w["severity"] == "blocking"} == {"apple", "pear"}
     r = cli("data-check", "empty")
     assert r.code == 8 and "Training cannot start" in r.stdout and "pear" in r.stdout
+    # archive a model, then bring it back by its name
+    gone = cli.ok_json("models", "archive", "empty")
+    assert gone["archived"] is True and "empty" not in [m["name"] for m in server.http().get("/models").json()]
+    assert cli.ok_json("models", "restore", "empty")["archived"] is False
     # a usage error is argparse's 2
     assert cli("models", "create").code == 2

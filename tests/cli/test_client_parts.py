@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +17,7 @@ from connector.client.errors import ClientError, LocalError
 from connector.client.exitcodes import MEANING, Exit
 from connector.client.upload import plan_folder
 
+ROOT = Path(__file__).resolve().parents[2]
 SERVER_COMMANDS = {"serve", "worker", "db", "keys", "weights", "connector", "flows"}  # run beside the store, not a client
 
 
@@ -121,3 +125,157 @@ def test_the_readme_lists_the_same_exit_codes():
     table = readme.split("Exit codes (also in every command's `--help`):", 1)[1].split("\n\n", 2)[1]
     codes = {int(line.split("|")[1]) for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()}
     assert codes == {int(c) for c in Exit}
+
+
+# --- what a user runs into: wrong URLs, bad numbers, closed pipes, Ctrl+C, quoting -------------------
+
+import http.server
+import subprocess
+import sys
+import threading
+from types import SimpleNamespace
+
+from connector.cli import main
+from connector.client.commands import base, detect as detect_cmd, importing, train as train_cmd
+from connector.client.output import Output
+from connector.client.upload import Batch, Plan
+
+
+@pytest.fixture
+def not_odconnect(tmp_path):
+    """Something else on the port the user typed: a proxy's HTML pages, a JSON /version that is not
+    odconnect's, and a redirect to https."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.endswith("/version"):
+                body, kind, status = b'{"status": "ok"}', "application/json", 200
+            elif "/models/" in self.path:
+                body, kind, status = b"<!DOCTYPE html><html><head><title>Not here</title></head>" + b"<p>x</p>" * 500, \
+                    "text/html", 404
+            elif self.path.startswith("/moved"):
+                self.send_response(301)
+                self.send_header("Location", "https://od.example.org/api/v1/models")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            else:
+                body, kind, status = b"<html><title>Sign in</title></html>", "text/html", 200
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_url_that_is_not_an_odconnect_server_is_said_so_not_a_traceback(not_odconnect, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("ODCONNECT_URL", raising=False)
+    monkeypatch.delenv("ODCONNECT_KEY", raising=False)
+    # a 200 HTML page (a proxy's sign-in page): exit 4 and one JSON document, no traceback
+    assert main(["models", "list", "--url", not_odconnect, "--key", "k", "--json"]) == Exit.UNREACHABLE
+    out, err = capsys.readouterr()
+    error = json.loads(out)["error"]["message"]
+    assert "text/html" in error and "Sign in" in error and "odconnect server" in error
+    assert "Traceback" not in err
+    # a redirect names where to
+    assert main(["models", "list", "--url", not_odconnect + "/moved", "--key", "k"]) == Exit.UNREACHABLE
+    assert "redirected to https://od.example.org" in capsys.readouterr().err
+    # an HTML error page: its title, not the page
+    assert main(["models", "show", "m", "--url", not_odconnect, "--key", "k"]) == Exit.REFUSED
+    err = capsys.readouterr().err
+    assert "Not here" in err and "<p>" not in err and len(err) < 600 and "check --url" in err
+    # login saves nothing when the answer to /version is not odconnect's
+    monkeypatch.setattr("sys.stdin", io.StringIO("k\n"))
+    assert main(["login", "--url", not_odconnect, "--key-stdin"]) == Exit.UNREACHABLE
+    assert "not as an odconnect server" in capsys.readouterr().err
+    assert not (tmp_path / "config" / "odconnect" / "client.json").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["detect", "m", "x.jpg", "--workers", "0"],
+    ["import", "m", "photos", "--workers", "-1"],
+    ["import", "m", "photos", "--batch-size", "0"],
+    ["models", "list", "--timeout", "-5"],
+    ["models", "list", "--timeout", "0"],
+])
+def test_numbers_that_cannot_work_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args(argv)
+    assert done.value.code == Exit.USAGE
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def args_for(**kw):
+    return argparse.Namespace(**{"json": False, "quiet": True, "url": None, "key": None, "timeout": 5.0, **kw})
+
+
+def test_ctrl_c_with_json_still_prints_a_json_error(capsys):
+    def handler(session, args):
+        raise KeyboardInterrupt
+    assert base.run(handler, args_for(json=True)) == Exit.INTERRUPTED
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"error": {"message": "interrupted"}, "exitCode": 130} and "interrupted" in err
+
+
+def test_ctrl_c_during_an_import_says_how_far_it_got(monkeypatch, tmp_path):
+    def send_batch(api, model, dataset, batch, add_labels):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(importing, "send_batch", send_batch)
+    session = SimpleNamespace(api=None, out=Output(quiet=True))
+    plan = Plan(batches=[Batch([tmp_path / "a.jpg"], ["a.jpg"])])
+    try:
+        importing.send(session, args_for(model="m", no_add_labels=False, workers=1), plan, 1)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl+C came out as a bare KeyboardInterrupt, saying nothing of what was added")
+    except ClientError as exc:
+        assert exc.code == Exit.INTERRUPTED and "running the import again adds only what is new" in exc.message
+    else:
+        pytest.fail("the import went on")
+
+
+def test_a_closed_pipe_ends_quietly():
+    # `odconnect detect ... --json | head -1`: the reader goes away after one line
+    script = ("import argparse\nfrom connector.client.commands import base\n"
+              "def handler(session, args):\n"
+              "    for i in range(100000):\n"
+              "        session.out.json_line({'row': i})\n"
+              "raise SystemExit(base.run(handler, argparse.Namespace(json=True, quiet=True, url=None, key=None, "
+              "timeout=5.0)))\n")
+    done = subprocess.run(f"{sys.executable} -c \"$SCRIPT\" | head -1", shell=True, capture_output=True, text=True,
+                          env={**os.environ, "SCRIPT": script, "PYTHONPATH": str(ROOT)}, cwd=ROOT, timeout=60,
+                          executable="/bin/bash")
+    assert done.stdout == '{"row":0}\n'
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+
+
+def test_the_commands_a_note_suggests_can_be_pasted_into_a_shell(capsys):
+    api = SimpleNamespace(post=lambda path, json: {"id": 7, "status": "queued", "modelId": 1})
+    session = SimpleNamespace(api=api, out=Output())
+    fields = dict(preset=None, budget=None, max_iterations=None, seed=None, weights=None, evaluation_dataset=None,
+                  base_version=None, warm_start=False, wait=False)
+    train_cmd.train(session, args_for(model="my model", **fields))
+    assert "`odconnect runs show 'my model' 7 --wait`" in capsys.readouterr().out
+
+
+def test_detect_keeps_stdout_json_and_writes_a_json_file_as_one_document(tmp_path):
+    session = SimpleNamespace(out=Output(json_mode=True, quiet=True))
+    with pytest.raises(ClientError) as raised:
+        detect_cmd.Sink(session, args_for(csv="-", output=None))
+    assert raised.value.code == Exit.USAGE and "--json" in raised.value.message
+    with pytest.raises(ClientError, match="not both"):
+        detect_cmd.Sink(session, args_for(csv="a.csv", output="b.csv"))
+    sink = detect_cmd.Sink(session, args_for(csv=None, output=str(tmp_path / "rows.json")))
+    sink.add(rows_for("b.jpg", ["fork"], None, "415 Unsupported"))
+    sink.add(rows_for("a.jpg", ["fork"], {"predictions": []}))
+    sink.close()
+    assert [r["file"] for r in json.loads((tmp_path / "rows.json").read_text())] == ["a.jpg", "b.jpg"]

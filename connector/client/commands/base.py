@@ -8,13 +8,17 @@ and the exit code of exitcodes.py.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import shlex
+import sys
 import textwrap
 from typing import Callable
 from urllib.parse import quote
 
 from ..config import resolve
-from ..errors import ClientError
+from ..errors import ClientError, Interrupted
 from ..exitcodes import Exit, help_text
 from ..http import DEFAULT_TIMEOUT_S, Api
 from ..output import Output
@@ -23,6 +27,31 @@ from ..output import Output
 def seg(value) -> str:
     """A model name (or any value) as one URL path segment: spaces and slashes escaped."""
     return quote(str(value), safe="")
+
+
+def shell(*words) -> str:
+    """A command to copy into a shell: `odconnect runs show 'my model' 3`."""
+    return " ".join(shlex.quote(str(w)) for w in words)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not more than 0")
+    return value
 
 
 class Session:
@@ -68,7 +97,7 @@ def common_options() -> argparse.ArgumentParser:
                                      "visible to other users in the process list, prefer those")
     group.add_argument("--json", action="store_true", help="machine-readable JSON on stdout; progress stays on stderr")
     group.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes on stderr")
-    group.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+    group.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                        help="how long to wait for an answer (default: %(default)s)")
     return common
 
@@ -101,17 +130,29 @@ def run(handler: Handler, args: argparse.Namespace) -> int:
     try:
         code = handler(session, args)
         return int(Exit.OK if code is None else code)
+    except BrokenPipeError:
+        # the reader went away (`odconnect detect ... --json | head -1`): stop quietly
+        _drop_stdout()
+        return int(Exit.ERROR)
     except ClientError as exc:
         return fail(session.out, exc)
     except KeyboardInterrupt:
-        session.out.error("interrupted")
-        return int(Exit.INTERRUPTED)
+        return fail(session.out, Interrupted("interrupted"))
     finally:
         session.close()
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail on a closed pipe."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def fail(out: Output, exc: ClientError) -> int:
     out.error(exc.message)
     if out.json:
-        out.json_line({"error": exc.as_json(), "exitCode": int(exc.code)})
+        try:
+            out.json_line({"error": exc.as_json(), "exitCode": int(exc.code)})
+        except BrokenPipeError:
+            _drop_stdout()
     return int(exc.code)

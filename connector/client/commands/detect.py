@@ -18,11 +18,11 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import ApiError, LocalError
+from ..errors import ApiError, LocalError, UsageError
 from ..exitcodes import Exit
 from ..files import atomic_file, select_images, write_atomic
 from ..output import to_json, write_csv
-from .base import command, seg
+from .base import command, positive_int, seg
 
 COLUMNS = ("file", "label", "count", "boxes", "error")
 
@@ -64,14 +64,19 @@ class Sink:
     def __init__(self, session, args):
         self.out = session.out
         self.kind, self.path = "table", None
+        if args.csv and args.output:
+            raise UsageError("give --csv FILE or -o FILE, not both")
+        if args.csv == "-" and self.out.json:
+            raise UsageError("--csv - writes CSV to stdout, where --json promises JSON: "
+                             "leave out one of them, or write the CSV to a file")
         if args.csv:
             self.kind, self.path = "csv", args.csv
         elif args.output:
             self.path = args.output
             suffix = Path(args.output).suffix.lower()
             if suffix not in (".csv", ".jsonl", ".ndjson", ".json"):
-                raise LocalError(f"{args.output}: write .csv or .jsonl (JSON lines)")
-            self.kind = "csv" if suffix == ".csv" else "jsonl"
+                raise LocalError(f"{args.output}: write .csv, .jsonl (JSON lines) or .json (one JSON list)")
+            self.kind = {".csv": "csv", ".json": "json"}.get(suffix, "jsonl")
         elif self.out.json:
             self.kind = "jsonl"
         self.rows: list[dict] = []
@@ -99,6 +104,8 @@ class Sink:
                     text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
                     if self.kind == "csv":
                         write_csv(text, COLUMNS, flat)
+                    elif self.kind == "json":
+                        text.write(to_json(self.rows) + "\n")
                     else:
                         text.writelines(to_json(r) + "\n" for r in self.rows)
                     text.flush()
@@ -189,13 +196,14 @@ def register(sub) -> None:
                 """,
                 description="Rows: file, label, count, boxes (JSON), error; one per file and label, or one "
                             "error row for a file the server refuses. Output: a table, --csv FILE (- for "
-                            "stdout), -o FILE (.csv or .jsonl), or JSON lines on stdout with --json. "
+                            "stdout), -o FILE (.csv, .jsonl or .json), or JSON lines on stdout with --json. "
                             "Exit 9 when some files failed.")
     p.add_argument("model", help="model id or name")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (walked) or globs")
     p.add_argument("--csv", metavar="FILE", help="write CSV to FILE ('-' for stdout)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write rows to FILE: .csv or .jsonl")
-    p.add_argument("--workers", type=int, default=4, help="requests at once (default: %(default)s)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write rows to FILE: .csv, .jsonl (a JSON object a line) or .json (one JSON list)")
+    p.add_argument("--workers", type=positive_int, default=4, help="requests at once (default: %(default)s)")
     _detection_options(p)
 
     p = command(sub, "quick-test", quick_test, "try a trained version on one picture and save it with its boxes",

@@ -16,10 +16,10 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from ..errors import ApiError, ClientError, LocalError
+from ..errors import ApiError, ClientError, Interrupted, LocalError
 from ..files import is_image_name, walk
 from ..upload import Batch, Plan, find_annotations, plan_folder
-from .base import command, seg
+from .base import command, positive_int, seg
 
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 
@@ -136,9 +136,12 @@ def send(session, args, plan: Plan, dataset: int) -> Summary:
         except BaseException as exc:
             for f in futures:
                 f.cancel()  # requests already on the wire finish; the rest are not sent
+            again = (f" (after {summary.images} images were added; running the import again "
+                     "adds only what is new)")
+            if isinstance(exc, KeyboardInterrupt):
+                raise Interrupted("interrupted" + again) from exc
             if isinstance(exc, ClientError):
-                exc.message += (f" (after {summary.images} images were added; running the import again "
-                                "adds only what is new)")
+                exc.message += again
             raise
     return summary
 
@@ -289,5 +292,5 @@ def register(sub) -> None:
     p.add_argument("--dataset", type=int, help="dataset id (default: the model's first training dataset)")
     p.add_argument("--no-add-labels", action="store_true", help="refuse categories that are not labels yet "
                                                                 "(default: add them)")
-    p.add_argument("--workers", type=int, default=4, help="requests at once (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=32, help="files per request (default: %(default)s)")
+    p.add_argument("--workers", type=positive_int, default=4, help="requests at once (default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="files per request (default: %(default)s)")

@@ -6,7 +6,7 @@ import os
 import sys
 
 from .. import config
-from ..errors import AuthMissing
+from ..errors import AuthMissing, Unreachable
 from ..http import Api
 from .base import command
 
@@ -32,6 +32,8 @@ def login(session, args):
     key = read_key(args)
     with Api(url, key, args.timeout) as api:
         versions = api.get("/version")  # needs the key: a 401 here says it is wrong
+    if not isinstance(versions, dict) or "odconnect" not in versions:
+        raise Unreachable(f"{url}/version answered, but not as an odconnect server does: check --url")
     path = config.save(config.Target(url, key))
     data = {"url": url, "configFile": str(path), "server": versions}
     session.out.result(data, lambda: session.out.line(
@@ -53,7 +55,9 @@ def register(sub) -> None:
                 echo "$KEY" | odconnect login --url od.example.org:8080 --key-stdin
                 """,
                 description="Checks the URL and key against the server (GET /version) and saves both "
-                            f"in {config.config_file()} (mode 0600). The key is never printed.")
+                            f"in {config.config_file()} (mode 0600). The key is never printed. "
+                            "A server started with `odconnect serve` and no configured key writes its key "
+                            "to <storage root>/api_key (./data/api_key by default) and says where at start.")
     p.add_argument("--key-stdin", action="store_true", help="read the key from the first line of stdin")
     command(sub, "logout", logout, "forget the saved URL and key", "odconnect logout")
 

@@ -1,6 +1,7 @@
-"""`odconnect models list|create|show` and `labels add`."""
+"""`odconnect models list|create|show|archive|restore` and `labels add`."""
 from __future__ import annotations
 
+from ..errors import LocalError
 from ..output import when
 from .base import command, seg
 
@@ -47,6 +48,30 @@ def models_show(session, args):
     session.out.result(data, human)
 
 
+def models_archive(session, args):
+    model = session.api.delete(f"/models/{seg(args.model)}")
+    session.out.result(model, lambda: session.out.line(
+        f"Archived model {model['name']!r} (id {model['id']}); its images and versions are kept: "
+        f"`odconnect models restore {model['id']}` brings it back"))
+
+
+def archived_model_id(session, model: str) -> int:
+    """The id restore needs: given, or the one archived model of that name."""
+    if model.isdigit():
+        return int(model)
+    found = [m for m in session.api.get("/models", params={"includeArchived": "true"})
+             if m["archived"] and m["name"] == model]
+    if len(found) != 1:
+        many = f"{len(found)} archived models are" if found else "no archived model is"
+        raise LocalError(f"{many} named {model!r}: give the id (odconnect models list --archived)")
+    return found[0]["id"]
+
+
+def models_restore(session, args):
+    model = session.api.post(f"/models/{archived_model_id(session, args.model)}/restore")
+    session.out.result(model, lambda: session.out.line(f"Restored model {model['name']!r} (id {model['id']})"))
+
+
 def labels_add(session, args):
     added = session.api.post(f"/models/{seg(args.model)}/labels", json={"names": args.names})
     session.out.result(added, lambda: session.out.line(
@@ -54,9 +79,9 @@ def labels_add(session, args):
 
 
 def register(sub) -> None:
-    group = command(sub, "models", None, "list, create and show models",
+    group = command(sub, "models", None, "list, create, show, archive and restore models",
                     "odconnect models create cutlery fork scissors")
-    models = group.add_subparsers(dest="action", required=True, metavar="{list,create,show}")
+    models = group.add_subparsers(dest="action", required=True, metavar="{list,create,show,archive,restore}")
     p = command(models, "list", models_list, "list the models", "odconnect models list --json | jq -r '.[].name'")
     p.add_argument("--archived", action="store_true", help="include archived models")
     p = command(models, "create", models_create, "create a model with the labels it will detect",
@@ -67,6 +92,15 @@ def register(sub) -> None:
     p = command(models, "show", models_show, "show a model: labels, datasets, published version",
                 "odconnect models show cutlery")
     p.add_argument("model", help="model id or name")
+    p = command(models, "archive", models_archive, "archive a model: hidden from lists, its data kept",
+                "odconnect models archive cutlery",
+                description="Archives the model (DELETE /models/{model}); its images, versions and history "
+                            "stay on the server and `models restore` brings it back. A model that is training "
+                            "is refused until its run ends or is canceled.")
+    p.add_argument("model", help="model id or name")
+    p = command(models, "restore", models_restore, "bring an archived model back",
+                "odconnect models restore 3          # the id from: odconnect models list --archived")
+    p.add_argument("model", help="the archived model's id, or its name when one archived model has it")
 
     group = command(sub, "labels", None, "add labels to a model", "odconnect labels add cutlery spoon knife")
     labels = group.add_subparsers(dest="action", required=True, metavar="{add}")

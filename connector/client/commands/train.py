@@ -14,7 +14,7 @@ from rich.progress import TextColumn
 from ..errors import ApiError
 from ..exitcodes import Exit
 from ..output import clock, percent, when
-from .base import command, seg
+from .base import command, seg, shell
 
 FINAL = ("succeeded", "failed", "canceled")
 POLL_SECONDS = 1.0
@@ -61,9 +61,12 @@ def ask(session, question: str) -> str:
     """One line from stdin; '' when there is none (a pipeline) or on a second Ctrl+C."""
     session.out.stderr.print(question, end="", markup=False)
     try:
-        return sys.stdin.readline().strip().lower()
+        line = sys.stdin.readline()
     except (KeyboardInterrupt, OSError, ValueError):
-        return ""
+        line = ""
+    if not line.endswith("\n"):  # no answer typed: end the question's line
+        session.out.stderr.print()
+    return line.strip().lower()
 
 
 def follow(session, run: dict, model: str) -> int:
@@ -86,8 +89,8 @@ def follow(session, run: dict, model: str) -> int:
                 pass
         else:
             session.out.note(f"run {run['id']} keeps training on the server; follow it with "
-                             f"`odconnect runs show {model} {run['id']} --wait`, "
-                             f"stop it with `odconnect runs cancel {model} {run['id']}`")
+                             f"`{shell('odconnect', 'runs', 'show', model, run['id'], '--wait')}`, "
+                             f"stop it with `{shell('odconnect', 'runs', 'cancel', model, run['id'])}`")
             run = session.api.get(run_path(run))
         session.out.result({"run": run, "interrupted": True}, lambda: session.out.line(
             f"Run {run['id']}: {run['status']}" + (f" ({run['reason']})" if run.get("reason") else "")))
@@ -135,7 +138,7 @@ def train(session, args):
     if not args.wait:
         session.out.result(run, lambda: session.out.line(
             f"Training run {run['id']} {run['status']}; follow it with "
-            f"`odconnect runs show {args.model} {run['id']} --wait`"))
+            f"`{shell('odconnect', 'runs', 'show', args.model, run['id'], '--wait')}`"))
         return Exit.OK
     session.out.note(f"training run {run['id']} {run['status']} (Ctrl+C to cancel it or leave it running)")
     return follow(session, run, args.model)

@@ -1,4 +1,4 @@
-"""`odconnect versions list`, `publish`, `rollback` and `export`.
+"""`odconnect versions list|archive`, `publish`, `unpublish`, `rollback` and `export`.
 
 Rollback publishes the newest version older than the one published now (or `--to N`).
 The server keeps no publish history, only the current pointer, and versions are numbered
@@ -45,6 +45,22 @@ def _published_line(model: str, result: dict) -> str:
 def publish(session, args):
     result = publish_version(session, args.model, args.version)
     session.out.result(result, lambda: session.out.line(_published_line(args.model, result)))
+
+
+def versions_archive(session, args):
+    version = session.api.delete(f"/models/{seg(args.model)}/versions/{seg(args.version)}")
+    session.out.result(version, lambda: session.out.line(
+        f"Archived version {version['number']} of {args.model!r}; rollback skips it from now on"))
+
+
+def unpublish(session, args):
+    result = session.api.post(f"/models/{seg(args.model)}/unpublish")
+    previous = result.get("previousVersionId")
+    result["previousVersion"] = session.version_numbers(args.model).get(previous) if previous else None
+    session.out.result(result, lambda: session.out.line(
+        f"Nothing of {args.model!r} is published now" +
+        (f" (was version {result['previousVersion']}); " if result["previousVersion"] else "; ") +
+        "detect answers 409 until a version is published"))
 
 
 def rollback_target(versions: list[dict], to: int | None) -> tuple[dict, dict]:
@@ -106,12 +122,20 @@ def export(session, args):
 
 
 def register(sub) -> None:
-    group = command(sub, "versions", None, "list a model's versions", "odconnect versions list cutlery")
-    versions = group.add_subparsers(dest="action", required=True, metavar="{list}")
+    group = command(sub, "versions", None, "list and archive a model's versions", "odconnect versions list cutlery")
+    versions = group.add_subparsers(dest="action", required=True, metavar="{list,archive}")
     p = command(versions, "list", versions_list, "list a model's versions with their scores",
                 "odconnect versions list cutlery --json | jq '.[] | {number, performanceScore}'")
     p.add_argument("model", help="model id or name")
     p.add_argument("--archived", action="store_true", help="include archived versions")
+    p = command(versions, "archive", versions_archive, "archive a version that is not published: "
+                "rollback skips it, its files are kept", "odconnect versions archive cutlery 2")
+    p.add_argument("model", help="model id or name")
+    p.add_argument("version", help="version number, or lastTrained")
+
+    p = command(sub, "unpublish", unpublish, "stop serving a model: detect answers 409 until a version is published",
+                "odconnect unpublish cutlery")
+    p.add_argument("model", help="model id or name")
 
     p = command(sub, "publish", publish, "publish a version: detect calls use it from now on",
                 "odconnect publish cutlery 3        # or: lastTrained")
@@ -131,6 +155,6 @@ def register(sub) -> None:
     p.add_argument("model", help="model id or name")
     p.add_argument("version", nargs="?", default="published",
                    help="version number, published or lastTrained (default: %(default)s)")
-    p.add_argument("--format", help="detectron2 (config + weights, the default) or torchscript (adds model.ts); "
-                                    "the server says which formats it offers")
+    p.add_argument("--format", help="detectron2 (config + weights, the default), torchscript (adds model.ts) or "
+                                    "onnx (adds model.onnx); the server says which formats it offers")
     p.add_argument("-o", "--output", metavar="FILE", help="zip to write (default: the server's file name)")
