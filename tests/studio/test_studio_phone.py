@@ -1,5 +1,7 @@
-"""The studio on a 390-px phone: quick test with the camera input, paste and a tap-sized layout;
-and a box drawn with a finger (real touch events, through Chromium's DevTools input)."""
+"""The studio on a 390-px phone: the models list as cards; quick test with the camera input, paste
+and a tap-sized layout; the versions as cards with every action on screen; the model's tab strip
+scrolled to the current page; and a box drawn with a finger (real touch events, through
+Chromium's DevTools input)."""
 from __future__ import annotations
 
 import base64
@@ -22,21 +24,46 @@ PASTE = """(b64) => {
 }"""
 
 
+# whether the current page's tab lies in the visible part of the model's tab strip (which scrolls
+# sideways on a phone: it must, for the test to say anything)
+TAB_IN_VIEW = """() => {
+  const strip = document.querySelector("#sidenav ul");
+  const box = strip.getBoundingClientRect();
+  const tab = strip.querySelector("[aria-current='page']").getBoundingClientRect();
+  return { scrolls: strip.scrollWidth > strip.clientWidth, inView: tab.left >= box.left - 0.5 && tab.right <= box.right + 0.5 };
+}"""
+
+
 @pytest.fixture
 def trained(trained_server):
     return trained_server
 
 
+def on_screen(box, width=390):
+    return box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+
+
+def current_tab_in_view(page) -> bool:
+    state = page.evaluate(TAB_IN_VIEW)
+    assert state["scrolls"], "the tab strip fits the screen: the check says nothing"
+    return state["inView"]
+
+
 def test_quick_test_on_a_phone(trained, browser):
     srv, api, m = trained
     context = browser.new_context(**PHONE)
+    unpublished = False
     try:
         page = context.new_page()
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         sign_in(page, srv)
+        # the models list: a card per model, every cell on the screen (no table to scroll sideways)
+        cells = page.locator("#models-table tbody td")
+        assert cells.count() >= 6 and all(on_screen(c.bounding_box()) for c in cells.all())
         page.goto(f"{srv.url}/studio/#/models/{m['id']}/quick-test")
         page.wait_for_selector("#qt-drop")
+        assert current_tab_in_view(page)  # "Quick test" is past the screen's right edge in the strip
         file_input = page.locator("#qt-file")
         assert file_input.get_attribute("capture") == "environment" and file_input.get_attribute("accept") == "image/*"
         pick = page.locator("#qt-pick").bounding_box()
@@ -61,8 +88,30 @@ def test_quick_test_on_a_phone(trained, browser):
         page.evaluate(PASTE, base64.b64encode(other).decode())
         page.wait_for_function("() => document.getElementById('qt-status').textContent.includes('candidate boxes')"
                                " && document.getElementById('qt-image').naturalWidth > 0")
+        # versions: a card each, every action and download button on the screen and tap-sized; the
+        # prediction URL of the published version wraps (the shared model is left unpublished)
+        unpublished = api.get(f"/models/{m['id']}/versions/published").status_code == 404
+        if unpublished:
+            api.post(f"/models/{m['id']}/versions/1/publish")
+        page.locator("#sidenav a", has_text="Versions").tap()
+        page.wait_for_selector("#versions tbody tr")
+        page.wait_for_selector("#prediction-url")
+        buttons = page.locator("#versions tbody button")
+        assert buttons.count() >= 4
+        for b in buttons.all():
+            box = b.bounding_box()
+            assert on_screen(box) and box["height"] >= 32, (b.inner_text(), box)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        assert current_tab_in_view(page)
+        shot(page, "10c-versions-phone")
+        # the tab at the far end, tapped: the strip that comes with its page shows it too
+        page.locator("#sidenav a", has_text="Settings").tap()
+        page.wait_for_selector("h1:text-is('Settings')")
+        assert current_tab_in_view(page)
         assert errors == []
     finally:
+        if unpublished:
+            api.post(f"/models/{m['id']}/unpublish")
         context.close()
 
 

@@ -46,7 +46,7 @@ def test_cancel_a_run_and_keep_a_draft(trained_server, new_page):
     # a run that made a version names it, linked to its performance, with its score
     done = next(r for r in runs if r["status"] == "succeeded")
     version = next(v for v in api.get(f"/models/{m['id']}/versions").json() if v["id"] == done["versionId"])
-    row = page.locator("#runs tbody tr").filter(has=page.locator(f"td:first-child:text-is('{done['id']}')"))
+    row = page.locator("#runs tbody tr").filter(has=page.locator(f"td:first-child:text-is('Run {done['id']}')"))
     link = row.locator(f"a[href='#/models/{m['id']}/performance?a={version['number']}']")
     assert link.inner_text() == f"v{version['number']}"
     score = version["performanceScore"]

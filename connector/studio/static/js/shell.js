@@ -26,19 +26,40 @@ export function setTop(active, signedIn) {
 
 export function sideNav(model, page) {
   const nav = document.getElementById("sidenav");
+  // on a narrow screen the list is a strip that scrolls sideways: the next page of the same model
+  // starts where the strip was, not back at its left end
+  const before = nav.querySelector("ul");
+  const scrolled = before && nav.dataset.model === String(model?.id) ? before.scrollLeft : 0;
   clear(nav);
   if (!model) {
     nav.hidden = true;
+    delete nav.dataset.model;
     return;
   }
   nav.hidden = false;
+  nav.dataset.model = model.id;
+  const list = h("ul", MODEL_PAGES.map(([key, text]) =>
+    h("li", h("a", { href: `#/models/${model.id}/${key}`, "aria-current": key === page ? "page" : false }, text))));
   nav.append(
     h("div", { class: "sidenav-model" },
       h("span", { class: "sidenav-caption" }, "Model"),
       h("strong", { title: model.name }, model.name)),
-    h("ul", MODEL_PAGES.map(([key, text]) =>
-      h("li", h("a", { href: `#/models/${model.id}/${key}`, "aria-current": key === page ? "page" : false }, text)))),
+    list,
   );
+  list.scrollLeft = scrolled;
+  revealCurrent(list);
+}
+
+// Scroll the strip (only the strip: scrollIntoView would scroll the page up to it too) so that the
+// current page's tab is in view, with a little of its neighbour showing: the strip visibly goes on.
+function revealCurrent(list) {
+  const current = list.querySelector('[aria-current="page"]');
+  if (!current || list.scrollWidth <= list.clientWidth) return;
+  const strip = list.getBoundingClientRect();
+  const tab = current.getBoundingClientRect();
+  const peek = Math.min(32, Math.max(0, (strip.width - tab.width) / 2));
+  if (tab.left < strip.left + peek) list.scrollLeft -= strip.left + peek - tab.left;
+  else if (tab.right > strip.right - peek) list.scrollLeft += tab.right - (strip.right - peek);
 }
 
 // The page header: the title (text, or an h1 the view keeps to update), optional subtitle, and the

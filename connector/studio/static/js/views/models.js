@@ -63,18 +63,19 @@ export async function modelsView(el, params, query, ctx) {
         restore.disabled = false;
       }
     });
+    // data-label and the cell classes lay the row out as a card on a phone (studio.css, .table.stack)
     return h("tr", { dataset: { model: m.name } },
-      h("td", title, m.description ? h("div", { class: "muted" }, m.description) : null, restore),
-      h("td", labelChips(m.labels)),
-      h("td", { class: "num" }, fmt.num(m.imageCount)),
-      h("td", { class: "num" }, m.lastScore === null || m.lastScore === undefined ? "–" : fmt.score(m.lastScore)),
-      h("td", m.publishedVersion ? badge(`v${m.publishedVersion}`, "success") : h("span", { class: "muted" }, "not published")),
-      h("td", m.archived ? badge("archived") : fmt.date(m.updated)));
+      h("td", { class: "cell-title" }, title, m.description ? h("div", { class: "muted" }, m.description) : null, restore),
+      h("td", { class: "cell-state" }, labelChips(m.labels)),
+      h("td", { class: "num cell-half", dataset: { label: "Images" } }, fmt.num(m.imageCount)),
+      h("td", { class: "num cell-half", dataset: { label: "Last score" } }, m.lastScore === null || m.lastScore === undefined ? "–" : fmt.score(m.lastScore)),
+      h("td", { class: "cell-half", dataset: { label: "Published" } }, m.publishedVersion ? badge(`v${m.publishedVersion}`, "success") : h("span", { class: "muted" }, "not published")),
+      h("td", { class: "cell-half", dataset: { label: includeArchived ? "State" : "Updated" } }, m.archived ? badge("archived") : fmt.date(m.updated)));
   });
   el.append(h("div", { class: "page" },
     pageHeader("Models", { subtitle: "Each model finds the objects its labels name.", commands: [create, toggle] }),
     models.length
-      ? card(null, h("div", { class: "table-wrap" }, h("table", { class: "table", id: "models-table" },
+      ? card(null, h("div", { class: "table-wrap" }, h("table", { class: "table stack", id: "models-table" },
         h("thead", h("tr", h("th", "Name"), h("th", "Labels"), h("th", { class: "num" }, "Images"),
           h("th", { class: "num" }, "Last score"), h("th", "Published"), h("th", includeArchived ? "State" : "Updated"))),
         h("tbody", rows))))

@@ -135,19 +135,22 @@ function overallAt(perLabel, at) {
 function perLabelTable(perLabel, at) {
   const rows = Object.entries(perLabel).map(([name, x]) => [name, { ...x, ...pointAt(x, at), thresholdFrom: at === null ? x.thresholdFrom : null }]);
   if (!rows.length) return h("p", { class: "muted" }, "No per-label figures.");
-  return h("div", { class: "table-wrap" }, h("table", { class: "table", id: "per-label-metrics" },
+  // .stack, cell classes and data-label: a card per label on a phone (studio.css)
+  return h("div", { class: "table-wrap" }, h("table", { class: "table stack", id: "per-label-metrics" },
     h("thead", h("tr", h("th", "Label"), h("th", { class: "num" }, "AP50"),
       h("th", { class: "num", title: "Detect counts this label from this probability when no threshold is given" }, "Threshold"),
       h("th", { class: "num" }, "Precision"), h("th", { class: "num" }, "Recall"),
       h("th", { class: "num", title: "Mean absolute count error per image, and that error over the mean true count" }, "Count error"),
-      h("th", { class: "num" }, "Images"), h("th", { class: "num" }, "Boxes"))),
-    h("tbody", rows.map(([name, x]) => h("tr", h("td", name), h("td", { class: "num" }, fmt.pct(x.ap50, 1)),
-      h("td", { class: "num threshold" }, x.threshold == null ? "–" : x.threshold.toFixed(2),
+      h("th", { class: "num" }, "Images / boxes"))),
+    h("tbody", rows.map(([name, x]) => h("tr", h("td", { class: "cell-actions" }, h("strong", name)),
+      h("td", { class: "num cell-half", dataset: { label: "AP50" } }, fmt.pct(x.ap50, 1)),
+      h("td", { class: "num threshold cell-half", dataset: { label: "Threshold" } }, x.threshold == null ? "–" : x.threshold.toFixed(2),
         x.thresholdFrom === "default" ? h("span", { class: "muted", title: "Too few validation images: the default" }, " (default)") : null),
-      h("td", { class: "num" }, fmt.pct(x.precision, 1)), h("td", { class: "num" }, fmt.pct(x.recall, 1)),
-      h("td", { class: "num count-error" }, x.countError == null ? "–"
+      h("td", { class: "num cell-half", dataset: { label: "Precision" } }, fmt.pct(x.precision, 1)),
+      h("td", { class: "num cell-half", dataset: { label: "Recall" } }, fmt.pct(x.recall, 1)),
+      h("td", { class: "num count-error cell-half", dataset: { label: "Count error" } }, x.countError == null ? "–"
         : `${x.countError.toFixed(2)}${x.relativeCountError == null ? "" : ` (${fmt.pct(x.relativeCountError, 0)})`}`),
-      h("td", { class: "num" }, fmt.num(x.images)), h("td", { class: "num" }, fmt.num(x.boxes)))))));
+      h("td", { class: "num cell-half", dataset: { label: "Images / boxes" } }, `${fmt.num(x.images)} / ${fmt.num(x.boxes)}`))))));
 }
 
 function compare(a, b) {

@@ -179,15 +179,18 @@ export async function trainView(el, params, query, ctx) {
       }
     }
     if (!ctx.current()) return;
-    history.replaceChildren(list.length ? card("Runs", h("div", { class: "table-wrap" }, h("table", { class: "table", id: "runs" },
+    // .stack, cell classes and data-label: a card per run on a phone (studio.css)
+    history.replaceChildren(list.length ? card("Runs", h("div", { class: "table-wrap" }, h("table", { class: "table stack", id: "runs" },
       h("thead", h("tr", h("th", "Run"), h("th", "Status"), h("th", "Started by"), h("th", "Preset"), h("th", "Created"),
         h("th", { class: "num" }, "Iterations"), h("th", "Version"), h("th", { class: "num" }, "Score"))),
       h("tbody", [...list].reverse().map((r) => h("tr",
-        h("td", String(r.id)), h("td", statusBadge(r.status), r.reason ? h("div", { class: "muted" }, r.reason) : null),
-        h("td", r.trigger), h("td", r.settings?.preset || "–"), h("td", fmt.date(r.created)),
-        h("td", { class: "num" }, fmt.num(r.progress?.iteration)),
-        h("td", r.version ? h("a", { href: `#/models/${m.id}/performance?a=${r.version}` }, `v${r.version}`) : "–"),
-        h("td", { class: "num" }, fmt.score(r.performanceScore)))))))) : "");
+        h("td", { class: "cell-title" }, `Run ${r.id}`), h("td", { class: "cell-actions" }, statusBadge(r.status), r.reason ? h("div", { class: "muted" }, r.reason) : null),
+        h("td", { class: "cell-half", dataset: { label: "Started by" } }, r.trigger),
+        h("td", { class: "cell-half", dataset: { label: "Preset" } }, r.settings?.preset || "–"),
+        h("td", { class: "cell-half", dataset: { label: "Created" } }, fmt.date(r.created)),
+        h("td", { class: "num cell-half", dataset: { label: "Iterations" } }, fmt.num(r.progress?.iteration)),
+        h("td", { class: "cell-half", dataset: { label: "Version" } }, r.version ? h("a", { href: `#/models/${m.id}/performance?a=${r.version}` }, `v${r.version}`) : "–"),
+        h("td", { class: "num cell-half", dataset: { label: "Score" } }, fmt.score(r.performanceScore)))))))) : "");
   }
 
   el.append(h("div", { class: "page" },

@@ -81,15 +81,16 @@ export async function versionsView(el, params, query, ctx) {
     d2.addEventListener("click", () => download(v, "detectron2", d2));
     const ts = h("button", { type: "button", class: "btn small subtle" }, "TorchScript zip");
     ts.addEventListener("click", () => download(v, "torchscript", ts));
+    // data-label and the cell classes lay the row out as a card on a phone (studio.css, .table.stack)
     return h("tr", { dataset: { version: v.number } },
-      h("td", h("a", { class: "row-title", href: `#/models/${m.id}/performance?a=${v.number}` }, `Version ${v.number}`)),
-      h("td", h("div", { class: "chips" }, states)),
-      h("td", { class: "num" }, fmt.score(v.performanceScore)),
-      h("td", v.settings?.preset || "–"),
-      h("td", { class: "num" }, fmt.num(v.imageCount)),
-      h("td", fmt.date(v.created)),
-      h("td", h("div", { class: "inline" }, v.published ? unpublish : publish, archive)),
-      h("td", h("div", { class: "inline" }, d2, ts)));
+      h("td", { class: "cell-title" }, h("a", { class: "row-title", href: `#/models/${m.id}/performance?a=${v.number}` }, `Version ${v.number}`)),
+      h("td", { class: "cell-state" }, h("div", { class: "chips" }, states)),
+      h("td", { class: "num cell-half", dataset: { label: "Score" } }, fmt.score(v.performanceScore)),
+      h("td", { class: "cell-half", dataset: { label: "Preset" } }, v.settings?.preset || "–"),
+      h("td", { class: "num cell-half", dataset: { label: "Images" } }, fmt.num(v.imageCount)),
+      h("td", { class: "cell-half", dataset: { label: "Trained" } }, fmt.date(v.created)),
+      h("td", { class: "cell-actions" }, h("div", { class: "inline" }, v.published ? unpublish : publish, archive)),
+      h("td", { class: "cell-actions", dataset: { label: "Download" } }, h("div", { class: "inline" }, d2, ts)));
   });
 
   const draftCard = draft
@@ -106,7 +107,7 @@ export async function versionsView(el, params, query, ctx) {
     pageHeader("Versions", { subtitle: published ? `Version ${published.number} answers Detect calls.` : "No version is published: Detect calls get an error." }),
     draftCard,
     versions.length
-      ? card(null, h("div", { class: "table-wrap" }, h("table", { class: "table", id: "versions" },
+      ? card(null, h("div", { class: "table-wrap" }, h("table", { class: "table stack", id: "versions" },
         h("thead", h("tr", h("th", "Version"), h("th", "State"), h("th", { class: "num" }, "Score"), h("th", "Preset"),
           h("th", { class: "num" }, "Images"), h("th", "Trained"), h("th", "Actions"), h("th", "Download"))),
         h("tbody", rows))))
