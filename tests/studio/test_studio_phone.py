@@ -64,6 +64,7 @@ def test_quick_test_on_a_phone(trained, browser):
         page.goto(f"{srv.url}/studio/#/models/{m['id']}/quick-test")
         page.wait_for_selector("#qt-drop")
         assert current_tab_in_view(page)  # "Quick test" is past the screen's right edge in the strip
+        assert "Ctrl+V" not in page.inner_text("#qt-drop")  # a keyboard hint, on a touch screen
         file_input = page.locator("#qt-file")
         assert file_input.get_attribute("capture") == "environment" and file_input.get_attribute("accept") == "image/*"
         pick = page.locator("#qt-pick").bounding_box()
@@ -108,6 +109,10 @@ def test_quick_test_on_a_phone(trained, browser):
         page.locator("#sidenav a", has_text="Settings").tap()
         page.wait_for_selector("h1:text-is('Settings')")
         assert current_tab_in_view(page)
+        # each label's name, Rename and Delete on one line
+        row = page.locator(".label-row").first
+        name, delete = row.locator("input[type=text]").bounding_box(), row.locator("button.danger").bounding_box()
+        assert abs(name["y"] - delete["y"]) < name["height"] and on_screen(delete), (name, delete)
         assert errors == []
     finally:
         if unpublished:
@@ -125,6 +130,11 @@ def test_a_box_drawn_with_a_finger(trained, browser):
         image_id = api.get(f"/models/{m['id']}/datasets/{ds}/images").json()["items"][0]["id"]
         page.goto(f"{srv.url}/studio/#/models/{m['id']}/images/{image_id}")
         page.wait_for_selector("#label-image[src^='blob:']")
+        # the labels come first, one row of chips above the picture, each on the screen
+        chips = page.locator(".label-list button")
+        stage = page.locator("#stage").bounding_box()
+        assert chips.count() >= 2 and all(on_screen(c.bounding_box()) and c.bounding_box()["y"] < stage["y"]
+                                          for c in chips.all())
         before = len(approved(api, m["id"], ds, image_id))
         r = page.locator("#surface").bounding_box()
         cdp = context.new_cdp_session(page)

@@ -19,10 +19,11 @@ export function warningList(warnings, modelId) {
         h("a", { href: `#/models/${modelId}/images/${img.id}?dataset=${img.datasetId}` }, `image ${img.id}`)])) : null)));
 }
 
-export function canTrainBanner(check, modelId) {
+// `onTrain`: the banner sits on the Train page itself, which needs no link to it.
+export function canTrainBanner(check, modelId, onTrain = false) {
   return check.canTrain
     ? h("div", { class: "message success", id: "can-train", role: "status" }, h("strong", "Ready to train"),
-      h("p", "Nothing blocks training. ", h("a", { href: `#/models/${modelId}/train` }, "Go to Train")))
+      h("p", "Nothing blocks training.", onTrain ? null : [" ", h("a", { href: `#/models/${modelId}/train` }, "Go to Train")]))
     : h("div", { class: "message error", id: "can-train", role: "status" }, h("strong", "Training cannot start yet"),
       h("p", "Fix the blocking warnings below first."));
 }

@@ -28,7 +28,7 @@ export async function quickTestView(el, params, query, ctx) {
   const input = h("input", { type: "file", id: "qt-file", accept: "image/*", capture: "environment", hidden: true, "aria-label": "Image to test" });
   const pick = h("button", { type: "button", class: "btn primary", id: "qt-pick" }, "Choose or take a photo");
   pick.addEventListener("click", () => input.click());
-  const zone = h("div", { class: "dropzone", id: "qt-drop" }, h("p", h("strong", "Drop an image here"), ", paste one (Ctrl+V), or"), pick, input);
+  const zone = h("div", { class: "dropzone", id: "qt-drop" }, h("p", h("strong", "Drop an image here"), h("span", { class: "keyboard-only" }, ", paste one (Ctrl+V)"), ", or"), pick, input);
   const slider = h("input", { type: "range", id: "qt-threshold", min: 0, max: 1, step: 0.01, value: "0.5" });
   const sliderOut = h("output", { for: "qt-threshold", id: "qt-threshold-value" }, "0.50");
   const own = h("input", { type: "checkbox", id: "qt-own", checked: true });

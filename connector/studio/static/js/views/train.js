@@ -195,7 +195,7 @@ export async function trainView(el, params, query, ctx) {
 
   el.append(h("div", { class: "page" },
     pageHeader("Train", { subtitle: "Train a new version on the approved boxes of the training datasets." }),
-    canTrainBanner(check, m.id),
+    canTrainBanner(check, m.id, true),
     check.warnings.some((w) => w.severity === "blocking") ? card("Blocking", warningList(check.warnings.filter((w) => w.severity === "blocking"))) : null,
     h("div", { class: "columns" }, card("New version", form), runArea),
     history));
